@@ -1,0 +1,46 @@
+//! `WATCHTOWER_*` environment variables, applied over the file before validation, so that a
+//! container can point the same file at another Redis or give each replica its own name.
+
+use super::file::FileConfig;
+
+/// The variables that override the file, and the key each one replaces.
+pub const OVERRIDES: [(&str, &str); 4] = [
+    ("WATCHTOWER_REDIS_URL", "[redis] url"),
+    ("WATCHTOWER_NAMESPACE", "[redis] namespace"),
+    ("WATCHTOWER_CONSUMER_NAME", "[consumer] name"),
+    ("WATCHTOWER_ADMIN_LISTEN", "[admin] listen"),
+];
+
+/// Replaces values of `raw` by the variables that `lookup` finds (empty values are ignored).
+pub fn apply_env_overrides(raw: &mut FileConfig, lookup: impl Fn(&str) -> Option<String>) {
+    let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
+    if let Some(url) = get("WATCHTOWER_REDIS_URL") {
+        raw.redis.url = Some(url);
+    }
+    if let Some(ns) = get("WATCHTOWER_NAMESPACE") {
+        raw.redis.namespace = Some(ns);
+    }
+    if let Some(name) = get("WATCHTOWER_CONSUMER_NAME") {
+        raw.consumer.name = Some(name);
+    }
+    if let Some(listen) = get("WATCHTOWER_ADMIN_LISTEN") {
+        raw.admin.listen = Some(listen);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_replace_file_values_and_empty_ones_do_not() {
+        let mut raw: FileConfig = toml::from_str("[redis]\nurl = \"redis://a:1\"\n").unwrap();
+        apply_env_overrides(&mut raw, |name| match name {
+            "WATCHTOWER_REDIS_URL" => Some("redis://b:2".into()),
+            "WATCHTOWER_NAMESPACE" => Some(String::new()),
+            _ => None,
+        });
+        assert_eq!(raw.redis.url.as_deref(), Some("redis://b:2"));
+        assert_eq!(raw.redis.namespace, None);
+    }
+}

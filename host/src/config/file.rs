@@ -1,0 +1,88 @@
+//! The serde mirror of `watchtower.toml`: what the file may say, field by field.
+//!
+//! Nothing here is validated beyond TOML types; [`super::Config`] turns this into domain types.
+//! Unknown keys are refused so that a typo never silently falls back to a default.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Where Redis is and which key namespace to use.
+    #[serde(default)]
+    pub redis: RedisSection,
+    /// How this host identifies itself in consumer groups and reads entries.
+    #[serde(default)]
+    pub consumer: ConsumerSection,
+    /// The admin HTTP listener.
+    #[serde(default)]
+    pub admin: AdminSection,
+    /// The handlers this host runs.
+    #[serde(default, rename = "handler")]
+    pub handlers: Vec<HandlerSection>,
+}
+
+/// `[redis]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSection {
+    /// Connection URL, `redis://host:port/db` (default `redis://127.0.0.1:6379`).
+    pub url: Option<String>,
+    /// Prefix of every key Watchtower touches (default `watch_tower`).
+    pub namespace: Option<String>,
+}
+
+/// `[consumer]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSection {
+    /// Consumer name inside every group (default `<hostname>-<pid>`). Two live hosts must not
+    /// share a name; a restarted host that keeps its name finishes its own pending entries.
+    pub name: Option<String>,
+    /// Entries idle this long in another consumer are taken over (default 30000).
+    pub claim_idle_ms: Option<u64>,
+    /// How long one `XREADGROUP` waits for new entries (default 2000).
+    pub block_ms: Option<u64>,
+    /// How many entries one `XREADGROUP` returns at most (default 100).
+    pub batch_size: Option<u64>,
+}
+
+/// `[admin]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Address of the admin HTTP listener (default `127.0.0.1:9464`).
+    pub listen: Option<String>,
+}
+
+/// One `[[handler]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerSection {
+    /// Unique handler name: `[a-z0-9][a-z0-9_-]*`. Names its kv hash and dead-letter stream.
+    pub name: Option<String>,
+    /// Path of the `.wasm` component, relative to the config file.
+    pub component: Option<String>,
+    /// Event types to consume; one stream each.
+    pub events: Option<Vec<String>>,
+    /// Consumer group (default `watch_tower_consumers`).
+    pub group: Option<String>,
+    /// Where a group this host creates starts: `oldest` (default) or `latest`.
+    pub start_from: Option<String>,
+    /// Calls in flight at once per stream (default 1: strictly in order).
+    pub concurrency: Option<u64>,
+    /// Top-level `data` field whose equal values keep their order when `concurrency > 1`.
+    pub ordering_key: Option<String>,
+    /// Deliveries of one entry before it is dead-lettered (default 5).
+    pub max_attempts: Option<u64>,
+    /// Wall-clock limit of one call (default 1000).
+    pub timeout_ms: Option<u64>,
+    /// Linear-memory limit of one instance (default 64).
+    pub memory_limit_mb: Option<u64>,
+    /// The handler's own settings, read by the guest with `config-get`.
+    #[serde(default)]
+    pub config: BTreeMap<String, toml::Value>,
+}

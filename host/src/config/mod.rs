@@ -1,0 +1,540 @@
+//! The host's configuration: `watchtower.toml` (see [`file`]), overridden by `WATCHTOWER_*`
+//! environment variables (see [`env`]), validated into the domain types below.
+//!
+//! Everything that can be checked without touching Redis is checked here, before anything
+//! connects, and every error names the file, the key and what is wrong.
+
+mod env;
+pub mod file;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use watchtower_events::{DEFAULT_NAMESPACE, validate_event_type};
+
+pub use crate::error::ConfigError;
+pub use env::{OVERRIDES, apply_env_overrides};
+use file::{FileConfig, HandlerSection};
+
+/// Redis URL used when neither the file nor the environment names one.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// Consumer group used when a handler does not name one.
+pub const DEFAULT_GROUP: &str = "watch_tower_consumers";
+/// Admin listener address used when the file does not name one.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9464";
+
+/// A validated configuration: every value has its final type and passed its checks.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from (errors and logs name it).
+    pub source: PathBuf,
+    /// Redis connection and key namespace.
+    pub redis: RedisConfig,
+    /// This host's identity and read settings.
+    pub consumer: ConsumerConfig,
+    /// The admin HTTP listener.
+    pub admin: AdminConfig,
+    /// The handlers, in file order.
+    pub handlers: Vec<HandlerConfig>,
+}
+
+/// `[redis]`, validated.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// Connection URL.
+    pub url: String,
+    /// Prefix of every key.
+    pub namespace: String,
+}
+
+/// `[consumer]`, validated.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// This host's consumer name in every group.
+    pub name: String,
+    /// Idle time after which another consumer's pending entries are taken over.
+    pub claim_idle: Duration,
+    /// How long one read waits for new entries.
+    pub block: Duration,
+    /// Entries per read at most.
+    pub batch_size: NonZeroUsize,
+}
+
+/// `[admin]`, validated.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Listener address.
+    pub listen: SocketAddr,
+}
+
+/// Where a consumer group that this host creates starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// At the first entry of the stream: the handler sees the whole history.
+    Oldest,
+    /// After the last entry present when the group is created: new entries only.
+    Latest,
+}
+
+/// One `[[handler]]`, validated.
+#[derive(Debug, Clone)]
+pub struct HandlerConfig {
+    /// Unique name.
+    pub name: String,
+    /// Absolute (or config-relative, resolved) path of the component.
+    pub component: PathBuf,
+    /// Event types consumed, one stream each, without duplicates.
+    pub events: Vec<String>,
+    /// Consumer group.
+    pub group: String,
+    /// Start position of a group this host creates.
+    pub start_from: StartFrom,
+    /// Calls in flight at once per stream.
+    pub concurrency: NonZeroUsize,
+    /// `data` field whose equal values keep their order when `concurrency > 1`.
+    pub ordering_key: Option<String>,
+    /// Deliveries of one entry before it is given up on.
+    pub max_attempts: NonZeroU32,
+    /// Wall-clock limit of one call.
+    pub timeout: Duration,
+    /// Linear-memory limit of one instance, in bytes.
+    pub memory_limit_bytes: usize,
+    /// The `[handler.config]` table, values as strings.
+    pub config: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// Parses and validates `text` as if read from `source` (used for relative paths and in
+    /// error messages). Environment overrides are not applied.
+    pub fn from_toml_str(text: &str, source: &Path) -> Result<Config, ConfigError> {
+        let raw: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: source.to_path_buf(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        validate(raw, source)
+    }
+}
+
+/// Reads `path`, applies `WATCHTOWER_*` environment overrides and validates the result.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let mut raw: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        file: path.to_path_buf(),
+        message: e.to_string().trim_end().to_owned(),
+    })?;
+    apply_env_overrides(&mut raw, |name| std::env::var(name).ok());
+    validate(raw, path)
+}
+
+/// The default consumer name: `<hostname>-<pid>`, unique per live process.
+pub fn default_consumer_name() -> String {
+    let host = hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "watchtower".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+fn validate(raw: FileConfig, source: &Path) -> Result<Config, ConfigError> {
+    let v = Validator { file: source };
+    let base_dir = source.parent().unwrap_or(Path::new("."));
+
+    let url = raw
+        .redis
+        .url
+        .unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned());
+    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"))
+    {
+        return Err(v.invalid(
+            "[redis] `url`",
+            format!("`{url}` is not a redis:// or rediss:// URL"),
+        ));
+    }
+    let namespace = raw
+        .redis
+        .namespace
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+    v.key_part("[redis] `namespace`", &namespace)?;
+
+    let name = raw.consumer.name.unwrap_or_else(default_consumer_name);
+    v.key_part("[consumer] `name`", &name)?;
+    let consumer = ConsumerConfig {
+        name,
+        claim_idle: Duration::from_millis(v.positive(
+            "[consumer] `claim_idle_ms`",
+            raw.consumer.claim_idle_ms.unwrap_or(30_000),
+        )?),
+        block: Duration::from_millis(v.positive(
+            "[consumer] `block_ms`",
+            raw.consumer.block_ms.unwrap_or(2_000),
+        )?),
+        batch_size: v.non_zero_usize(
+            "[consumer] `batch_size`",
+            raw.consumer.batch_size.unwrap_or(100),
+        )?,
+    };
+
+    let listen_text = raw
+        .admin
+        .listen
+        .unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.to_owned());
+    let listen = listen_text.parse().map_err(|_| {
+        v.invalid(
+            "[admin] `listen`",
+            format!("`{listen_text}` is not an address like 127.0.0.1:9464"),
+        )
+    })?;
+
+    let mut handlers = Vec::with_capacity(raw.handlers.len());
+    let mut names = BTreeSet::new();
+    let mut group_streams: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (index, section) in raw.handlers.into_iter().enumerate() {
+        let handler = v.handler(index, section, base_dir)?;
+        if !names.insert(handler.name.clone()) {
+            return Err(v.invalid(
+                &format!("[[handler]] \"{}\": `name`", handler.name),
+                "another handler has the same name",
+            ));
+        }
+        for event in &handler.events {
+            let slot = (handler.group.clone(), event.clone());
+            if let Some(other) = group_streams.insert(slot, handler.name.clone()) {
+                return Err(v.invalid(
+                    &format!("[[handler]] \"{}\": `events`", handler.name),
+                    format!(
+                        "handler \"{other}\" already consumes `{event}` in group `{}`; one group \
+                         serves one handler per stream (give one of them another `group`)",
+                        handler.group
+                    ),
+                ));
+            }
+        }
+        handlers.push(handler);
+    }
+
+    Ok(Config {
+        source: source.to_path_buf(),
+        redis: RedisConfig { url, namespace },
+        consumer,
+        admin: AdminConfig { listen },
+        handlers,
+    })
+}
+
+/// Builds errors that name the file and the key.
+struct Validator<'a> {
+    file: &'a Path,
+}
+
+impl Validator<'_> {
+    fn invalid(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_path_buf(),
+            key: key.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    fn positive(&self, key: &str, value: u64) -> Result<u64, ConfigError> {
+        if value == 0 {
+            return Err(self.invalid(key, "must be > 0"));
+        }
+        Ok(value)
+    }
+
+    fn non_zero_usize(&self, key: &str, value: u64) -> Result<NonZeroUsize, ConfigError> {
+        usize::try_from(value)
+            .ok()
+            .and_then(NonZeroUsize::new)
+            .ok_or_else(|| self.invalid(key, "must be > 0"))
+    }
+
+    /// Names that become part of Redis keys: no spaces, colons or braces.
+    fn key_part(&self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let ok = !value.is_empty()
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if ok {
+            Ok(())
+        } else {
+            Err(self.invalid(
+                key,
+                format!("`{value}` must be non-empty and use only letters, digits, `_`, `-`, `.`"),
+            ))
+        }
+    }
+
+    fn handler(
+        &self,
+        index: usize,
+        raw: HandlerSection,
+        base_dir: &Path,
+    ) -> Result<HandlerConfig, ConfigError> {
+        let name = raw.name.ok_or_else(|| {
+            self.invalid(&format!("[[handler]] #{}: `name`", index + 1), "is missing")
+        })?;
+        let at = |field: &str| format!("[[handler]] \"{name}\": `{field}`");
+        let name_ok = name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !name_ok {
+            return Err(self.invalid(
+                &at("name"),
+                format!("`{name}` must match [a-z0-9][a-z0-9_-]*"),
+            ));
+        }
+
+        let component = raw
+            .component
+            .ok_or_else(|| self.invalid(&at("component"), "is missing"))?;
+        let component = base_dir.join(component);
+        if !component.is_file() {
+            return Err(self.invalid(
+                &at("component"),
+                format!("{} does not exist or is not a file", component.display()),
+            ));
+        }
+
+        let events = raw
+            .events
+            .ok_or_else(|| self.invalid(&at("events"), "is missing"))?;
+        if events.is_empty() {
+            return Err(self.invalid(&at("events"), "must name at least one event type"));
+        }
+        let mut seen = BTreeSet::new();
+        for event in &events {
+            validate_event_type(event).map_err(|e| self.invalid(&at("events"), e.to_string()))?;
+            if !seen.insert(event) {
+                return Err(self.invalid(&at("events"), format!("`{event}` is listed twice")));
+            }
+        }
+
+        let group = raw.group.unwrap_or_else(|| DEFAULT_GROUP.to_owned());
+        self.key_part(&at("group"), &group)?;
+        let start_from = match raw.start_from.as_deref() {
+            None | Some("oldest") => StartFrom::Oldest,
+            Some("latest") => StartFrom::Latest,
+            Some(other) => {
+                return Err(self.invalid(
+                    &at("start_from"),
+                    format!("`{other}` must be \"oldest\" or \"latest\""),
+                ));
+            }
+        };
+        let concurrency = self.non_zero_usize(&at("concurrency"), raw.concurrency.unwrap_or(1))?;
+        if let Some(key) = &raw.ordering_key
+            && key.is_empty()
+        {
+            return Err(self.invalid(&at("ordering_key"), "must not be empty"));
+        }
+        let max_attempts = u32::try_from(raw.max_attempts.unwrap_or(5))
+            .ok()
+            .and_then(NonZeroU32::new)
+            .ok_or_else(|| self.invalid(&at("max_attempts"), "must be between 1 and 2^32-1"))?;
+        let timeout = Duration::from_millis(
+            self.positive(&at("timeout_ms"), raw.timeout_ms.unwrap_or(1000))?,
+        );
+        let memory_mb = self.positive(&at("memory_limit_mb"), raw.memory_limit_mb.unwrap_or(64))?;
+        if memory_mb > 4096 {
+            return Err(self.invalid(
+                &at("memory_limit_mb"),
+                "must be at most 4096 (a 32-bit guest cannot address more)",
+            ));
+        }
+        let memory_limit_bytes = usize::try_from(memory_mb << 20)
+            .map_err(|_| self.invalid(&at("memory_limit_mb"), "too large for this machine"))?;
+
+        let mut config = BTreeMap::new();
+        for (key, value) in raw.config {
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(self.invalid(
+                        &format!("[handler.config] of \"{name}\": `{key}`"),
+                        format!(
+                            "must be a string, number or boolean, not a {}",
+                            other.type_str()
+                        ),
+                    ));
+                }
+            };
+            config.insert(key, text);
+        }
+
+        Ok(HandlerConfig {
+            name,
+            component,
+            events,
+            group,
+            start_from,
+            concurrency,
+            ordering_key: raw.ordering_key,
+            max_attempts,
+            timeout,
+            memory_limit_bytes,
+            config,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_component(body: &str) -> (tempfile::TempDir, Result<Config, ConfigError>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("h.wasm"), b"\0asm").unwrap();
+        let path = dir.path().join("watchtower.toml");
+        let result = Config::from_toml_str(body, &path);
+        (dir, result)
+    }
+
+    fn err(body: &str) -> String {
+        with_component(body).1.unwrap_err().to_string()
+    }
+
+    const MINIMAL: &str = r#"
+[[handler]]
+name = "speed-alert"
+component = "h.wasm"
+events = ["position.updated"]
+"#;
+
+    #[test]
+    fn defaults_fill_a_minimal_file() {
+        let (dir, cfg) = with_component(MINIMAL);
+        let cfg = cfg.unwrap();
+        assert_eq!(cfg.redis.url, DEFAULT_REDIS_URL);
+        assert_eq!(cfg.redis.namespace, "watch_tower");
+        assert_eq!(cfg.consumer.claim_idle, Duration::from_secs(30));
+        let h = &cfg.handlers[0];
+        assert_eq!(h.group, DEFAULT_GROUP);
+        assert_eq!(h.component, dir.path().join("h.wasm"));
+        assert_eq!(h.start_from, StartFrom::Oldest);
+        assert_eq!(h.concurrency.get(), 1);
+        assert_eq!(h.max_attempts.get(), 5);
+        assert_eq!(h.timeout, Duration::from_secs(1));
+        assert_eq!(h.memory_limit_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn the_spec_example_parses() {
+        let text = r#"
+[redis]
+url = "redis://127.0.0.1:6379"
+namespace = "watch_tower"
+[consumer]
+name = "host-1"
+claim_idle_ms = 30000
+[admin]
+listen = "127.0.0.1:9464"
+[[handler]]
+name = "speed-alert"
+component = "h.wasm"
+events = ["position.updated"]
+group = "watch_tower_consumers"
+concurrency = 4
+ordering_key = "truck_id"
+max_attempts = 5
+timeout_ms = 1000
+memory_limit_mb = 64
+[handler.config]
+speed_limit_kmh = "90"
+"#;
+        let (_dir, cfg) = with_component(text);
+        let cfg = cfg.unwrap();
+        let h = &cfg.handlers[0];
+        assert_eq!(h.concurrency.get(), 4);
+        assert_eq!(h.ordering_key.as_deref(), Some("truck_id"));
+        assert_eq!(
+            h.config.get("speed_limit_kmh").map(String::as_str),
+            Some("90")
+        );
+    }
+
+    #[test]
+    fn zero_timeout_names_file_handler_and_key() {
+        let msg = err(&format!("{MINIMAL}timeout_ms = 0\n"));
+        assert!(msg.contains("watchtower.toml"), "{msg}");
+        assert!(msg.contains("\"speed-alert\""), "{msg}");
+        assert!(msg.contains("`timeout_ms` must be > 0"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let msg = err(&format!("{MINIMAL}timeout = 5\n"));
+        assert!(msg.contains("watchtower.toml"), "{msg}");
+        assert!(msg.contains("unknown field `timeout`"), "{msg}");
+    }
+
+    #[test]
+    fn missing_component_file_is_refused() {
+        let msg = err(r#"
+[[handler]]
+name = "a"
+component = "nope.wasm"
+events = ["position.updated"]
+"#);
+        assert!(msg.contains("`component`"), "{msg}");
+        assert!(msg.contains("nope.wasm does not exist"), "{msg}");
+    }
+
+    #[test]
+    fn bad_event_type_is_refused() {
+        let msg = err(r#"
+[[handler]]
+name = "a"
+component = "h.wasm"
+events = ["Position"]
+"#);
+        assert!(msg.contains("`events`"), "{msg}");
+    }
+
+    #[test]
+    fn two_handlers_on_one_stream_in_one_group_are_refused() {
+        let msg = err(&format!(
+            "{MINIMAL}\n[[handler]]\nname = \"other\"\ncomponent = \"h.wasm\"\nevents = [\"position.updated\"]\n"
+        ));
+        assert!(msg.contains("already consumes `position.updated`"), "{msg}");
+    }
+
+    #[test]
+    fn two_handlers_on_one_stream_in_two_groups_are_fine() {
+        let text = format!(
+            "{MINIMAL}\n[[handler]]\nname = \"other\"\ncomponent = \"h.wasm\"\nevents = [\"position.updated\"]\ngroup = \"g2\"\n"
+        );
+        assert_eq!(with_component(&text).1.unwrap().handlers.len(), 2);
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let text = format!("{MINIMAL}\n{}group = \"g2\"\n", MINIMAL.trim_start());
+        let msg = err(&text);
+        assert!(msg.contains("same name"), "{msg}");
+    }
+
+    #[test]
+    fn bad_start_from_is_refused() {
+        let msg = err(&format!("{MINIMAL}start_from = \"middle\"\n"));
+        assert!(msg.contains("`start_from`"), "{msg}");
+    }
+
+    #[test]
+    fn config_table_values_become_strings() {
+        let text = format!("{MINIMAL}[handler.config]\nlimit = 90\nstrict = true\n");
+        let cfg = with_component(&text).1.unwrap();
+        assert_eq!(cfg.handlers[0].config["limit"], "90");
+        assert_eq!(cfg.handlers[0].config["strict"], "true");
+    }
+}

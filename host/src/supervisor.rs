@@ -1,0 +1,180 @@
+//! Starting and stopping a host: load every component, connect, start one consumer per
+//! (handler, stream), and on shutdown stop reading, let in-flight batches commit and return.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use watchtower_events::{kv_key, stream_key};
+
+use crate::config::{Config, HandlerConfig};
+use crate::consumer::{Consumer, ConsumerSettings, supervise};
+use crate::dispatch::Dispatcher;
+use crate::registry::{HandlerEntry, HandlerRegistry};
+use crate::wasm::{HandlerContext, LoadedHandler, WasmRuntime};
+
+/// Runs the host described by `config` until `shutdown` resolves.
+///
+/// Every component is compiled and type-checked before anything connects, so a broken one
+/// stops the start with its file and reason. When `shutdown` resolves, reading stops,
+/// batches in flight finish and commit, and the function returns.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let runtime = WasmRuntime::new().context("starting the WebAssembly engine")?;
+    let loaded = load_components(&runtime, &config.handlers).await?;
+
+    let cancel = CancellationToken::new();
+    let on_shutdown = cancel.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        on_shutdown.cancel();
+    });
+
+    let Some(writer) = connect_until(&config.redis.url, None, &cancel).await else {
+        return Ok(());
+    };
+
+    let mut registry = HandlerRegistry::default();
+    for (handler, loaded) in config.handlers.iter().zip(loaded) {
+        let context = Arc::new(HandlerContext {
+            name: handler.name.clone(),
+            namespace: config.redis.namespace.clone(),
+            kv_key: kv_key(&config.redis.namespace, &handler.name),
+            config: handler.config.clone(),
+            redis: writer.clone(),
+        });
+        tracing::info!(
+            handler = %handler.name,
+            version = loaded.version(),
+            component = %handler.component.display(),
+            events = ?handler.events,
+            "handler loaded"
+        );
+        registry.insert(HandlerEntry::new(handler.clone(), context, loaded));
+    }
+
+    let tracker = TaskTracker::new();
+    for handler in registry.iter() {
+        for event_type in &handler.config.events {
+            let stream = stream_key(&config.redis.namespace, event_type);
+            let settings = ConsumerSettings {
+                stream: stream.clone(),
+                group: handler.config.group.clone(),
+                name: config.consumer.name.clone(),
+                start_from: handler.config.start_from,
+                batch_size: config.consumer.batch_size.get(),
+                block: config.consumer.block,
+            };
+            let Some(reader) =
+                connect_until(&config.redis.url, Some(config.consumer.block), &cancel).await
+            else {
+                break;
+            };
+            let dispatcher = Dispatcher::new(runtime.clone(), handler.clone(), &stream, event_type);
+            let consumer = Consumer::new(settings, dispatcher, reader, writer.clone());
+            tracker.spawn(supervise(consumer, cancel.clone()));
+        }
+    }
+    tracker.close();
+    tracing::info!(
+        consumer = %config.consumer.name,
+        handlers = config.handlers.len(),
+        "host running"
+    );
+
+    cancel.cancelled().await;
+    tracing::info!("shutting down: finishing batches in flight");
+    tracker.wait().await;
+    tracing::info!("host stopped");
+    Ok(())
+}
+
+/// Compiles every handler's component on blocking threads (compilation takes ~100 ms of CPU
+/// per component), failing on the first that does not load.
+async fn load_components(
+    runtime: &WasmRuntime,
+    handlers: &[HandlerConfig],
+) -> anyhow::Result<Vec<LoadedHandler>> {
+    let jobs = handlers.iter().map(|handler| {
+        let runtime = runtime.clone();
+        let path = handler.component.clone();
+        tokio::task::spawn_blocking(move || runtime.load_file(&path))
+    });
+    let mut loaded = Vec::with_capacity(handlers.len());
+    for (handler, job) in handlers.iter().zip(futures::future::join_all(jobs).await) {
+        let component = job
+            .context("component loading task failed")?
+            .with_context(|| format!("handler \"{}\"", handler.name))?;
+        loaded.push(component);
+    }
+    Ok(loaded)
+}
+
+/// Connects to Redis, retrying with a growing pause until it works or `cancel` fires
+/// (`None`). An outage is logged once when it starts and once when it ends.
+async fn connect_until(
+    url: &str,
+    blocking: Option<Duration>,
+    cancel: &CancellationToken,
+) -> Option<ConnectionManager> {
+    let mut failures: u32 = 0;
+    loop {
+        let attempt = match blocking {
+            Some(block) => crate::redis::connect_blocking(url, block).await,
+            None => crate::redis::connect(url).await,
+        };
+        match attempt {
+            Ok(conn) => {
+                if failures > 0 {
+                    tracing::info!(url = %redact(url), failures, "connected to Redis");
+                }
+                return Some(conn);
+            }
+            Err(error) => {
+                if failures == 0 {
+                    tracing::warn!(url = %redact(url), "cannot reach Redis, will keep trying: {error}");
+                }
+                failures += 1;
+            }
+        }
+        let pause = Duration::from_millis(100u64 << failures.min(5)).min(Duration::from_secs(3));
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// The URL without a password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Loads and checks one component file without running anything (the `check` command).
+pub fn check_component(path: &Path) -> anyhow::Result<LoadedHandler> {
+    let runtime = WasmRuntime::new().context("starting the WebAssembly engine")?;
+    Ok(runtime.load_file(path)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_not_logged() {
+        assert_eq!(redact("redis://:secret@h:1/0"), "redis://***@h:1/0");
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+}

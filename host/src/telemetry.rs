@@ -1,0 +1,27 @@
+//! Logging: `tracing` to stderr, as readable text or as JSON lines for log collectors.
+//! The level comes from `RUST_LOG` when set (e.g. `RUST_LOG=watchtower=debug`).
+
+use tracing_subscriber::EnvFilter;
+
+/// How log records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the global subscriber; `default_level` applies when `RUST_LOG` is unset.
+pub fn init(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests running several hosts in one process) is harmless.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}

@@ -1,0 +1,125 @@
+//! One sandboxed call of `handle`: a fresh store with a deadline and a memory cap, an
+//! instance from the handler's `InstancePre`, the call, and a verdict that says exactly how
+//! it ended. The store (and with it the instance) is dropped after the call, trapped or not.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::{Store, Trap};
+
+use super::bindings::{Event, HandleError};
+use super::component::LoadedHandler;
+use super::engine::WasmRuntime;
+use super::host_api::KvUnavailable;
+use super::state::{CallState, Effects, HandlerContext, MemoryLimitExceeded, SourceEvent};
+
+/// Limits applied to every call of a handler.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// Wall-clock limit, enforced by epoch interruption.
+    pub timeout: Duration,
+    /// Linear-memory cap of the instance.
+    pub memory_limit_bytes: usize,
+}
+
+/// How a call that did not succeed ended. The effects of such a call are discarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The handler returned `retry` (transient).
+    Retry(String),
+    /// The handler returned `reject` (permanent).
+    Reject(String),
+    /// The call ran past its timeout and was interrupted.
+    Timeout(Duration),
+    /// The guest grew its memory past the cap.
+    MemoryLimit(String),
+    /// The guest trapped (a panic, `unreachable`, a stack overflow, …).
+    Trap(String),
+    /// A host service the call needed (a kv read) was unreachable.
+    HostUnavailable(String),
+    /// The component could not be instantiated.
+    Instantiate(String),
+}
+
+/// What a finished call produced: the buffered effects if it succeeded.
+pub type CallReport = Result<Effects, Failure>;
+
+impl WasmRuntime {
+    /// Calls `handle` of `loaded` with `event` in a fresh, limited store.
+    pub async fn call(
+        &self,
+        loaded: &LoadedHandler,
+        handler: Arc<HandlerContext>,
+        source: SourceEvent,
+        event: &Event,
+        limits: CallLimits,
+    ) -> CallReport {
+        let state = CallState::new(handler, source, limits.memory_limit_bytes);
+        let mut store = Store::new(self.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(WasmRuntime::ticks_for(limits.timeout));
+
+        let outcome = match loaded.pre.instantiate_async(&mut store).await {
+            Ok(instance) => instance
+                .call_handle(&mut store, event)
+                .await
+                .map_err(|error| classify_trap(&error, &store, limits.timeout)),
+            Err(error) => Err(Failure::Instantiate(format!("{error:#}"))),
+        };
+        log_guest_output(store.data());
+
+        match outcome {
+            Ok(Ok(())) => Ok(std::mem::take(&mut store.data_mut().effects)),
+            Ok(Err(HandleError::Retry(reason))) => Err(Failure::Retry(reason)),
+            Ok(Err(HandleError::Reject(reason))) => Err(Failure::Reject(reason)),
+            Err(failure) => Err(failure),
+        }
+    }
+}
+
+/// Names the cause of a trap; a guest panic message on stderr is the best description of
+/// a trap, so it is used when present.
+fn classify_trap(error: &wasmtime::Error, store: &Store<CallState>, timeout: Duration) -> Failure {
+    if store.data().limits.exceeded {
+        let detail = error
+            .downcast_ref::<MemoryLimitExceeded>()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "memory limit exceeded".to_owned());
+        return Failure::MemoryLimit(detail);
+    }
+    if let Some(kv) = error.downcast_ref::<KvUnavailable>() {
+        return Failure::HostUnavailable(kv.to_string());
+    }
+    if let Some(Trap::Interrupt) = error.downcast_ref::<Trap>() {
+        return Failure::Timeout(timeout);
+    }
+    let trap = error
+        .downcast_ref::<Trap>()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| format!("{error:#}"));
+    let stderr = store.data().stderr.contents();
+    let panic_line = String::from_utf8_lossy(&stderr)
+        .lines()
+        .rev()
+        .find(|line| line.contains("panicked at"))
+        .map(str::to_owned);
+    match panic_line {
+        Some(line) => Failure::Trap(format!("{trap}: {line}")),
+        None => Failure::Trap(trap),
+    }
+}
+
+/// Sends what the guest printed to the log, one record per line, tagged with the handler.
+fn log_guest_output(state: &CallState) {
+    let handler = state.handler.name.as_str();
+    let entry = state.source.entry_id.as_str();
+    for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
+        let bytes = pipe.contents();
+        if bytes.is_empty() {
+            continue;
+        }
+        for line in String::from_utf8_lossy(&bytes).lines() {
+            tracing::info!(target: "guest", handler, entry, stream, "{line}");
+        }
+    }
+}

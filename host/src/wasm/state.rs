@@ -1,0 +1,168 @@
+//! What a [`wasmtime::Store`] holds during one call: the sandboxed WASI context, the memory
+//! cap, the handler's shared context and the buffer of effects the call has produced.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Bytes of stdout (and, separately, stderr) a guest may write in one call.
+const OUTPUT_CAPACITY: usize = 256 * 1024;
+
+/// What every call of one handler shares: its identity, settings and state location.
+pub struct HandlerContext {
+    /// The handler's name (log tag, kv hash name).
+    pub name: String,
+    /// Key namespace of the host.
+    pub namespace: String,
+    /// The Redis hash holding this handler's kv state.
+    pub kv_key: String,
+    /// The handler's `[handler.config]` table.
+    pub config: BTreeMap<String, String>,
+    /// Connection used for kv reads during calls.
+    pub redis: redis::aio::ConnectionManager,
+}
+
+/// The entry a call is handling, as far as effects need to know it.
+#[derive(Debug, Clone)]
+pub struct SourceEvent {
+    /// Stream the entry came from.
+    pub stream: String,
+    /// Stream entry id.
+    pub entry_id: String,
+    /// The event's `event_id`.
+    pub event_id: String,
+    /// Correlation id that published events inherit: the source's, or its event id.
+    pub correlation_id: String,
+}
+
+/// One event a handler asked to publish, encoded and ready for `XADD`.
+#[derive(Debug, Clone)]
+pub struct PendingPublish {
+    /// Target stream key.
+    pub stream: String,
+    /// The new event's id.
+    pub event_id: String,
+    /// Wire fields.
+    pub fields: Vec<(&'static str, String)>,
+}
+
+/// Effects buffered during a call; committed with the ack only if the call succeeds.
+#[derive(Debug, Default, Clone)]
+pub struct Effects {
+    /// Events to append, in the order the handler published them.
+    pub publishes: Vec<PendingPublish>,
+    /// Final value per kv key: `Some` sets it, `None` deletes it.
+    pub kv: BTreeMap<String, Option<String>>,
+}
+
+impl Effects {
+    /// True when committing would only acknowledge the entry.
+    pub fn is_empty(&self) -> bool {
+        self.publishes.is_empty() && self.kv.is_empty()
+    }
+}
+
+/// Caps linear memory and remembers that the cap was hit, so the call's failure is
+/// reported as "memory limit" rather than as whatever the guest did when allocation failed.
+pub struct MemoryCap {
+    limit: usize,
+    /// Set when a growth past `limit` was refused.
+    pub exceeded: bool,
+}
+
+/// Raised (as a trap) when a guest grows memory past its cap.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {limit} bytes exceeded (tried to grow to {desired} bytes)")]
+pub struct MemoryLimitExceeded {
+    /// The cap.
+    pub limit: usize,
+    /// The size the guest asked for.
+    pub desired: usize,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.exceeded = true;
+            return Err(wasmtime::Error::new(MemoryLimitExceeded {
+                limit: self.limit,
+                desired,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The data of one call's store.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// The memory cap of this instance.
+    pub limits: MemoryCap,
+    /// Shared handler context.
+    pub handler: Arc<HandlerContext>,
+    /// The entry being handled.
+    pub source: SourceEvent,
+    /// What the call has asked to do so far.
+    pub effects: Effects,
+    /// The guest's stdout, logged after the call.
+    pub stdout: MemoryOutputPipe,
+    /// The guest's stderr, logged after the call.
+    pub stderr: MemoryOutputPipe,
+}
+
+impl CallState {
+    /// A sandbox with no filesystem, network, environment or arguments; stdout and stderr
+    /// are captured for the log.
+    pub fn new(handler: Arc<HandlerContext>, source: SourceEvent, memory_limit: usize) -> Self {
+        let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+        let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        CallState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: MemoryCap {
+                limit: memory_limit,
+                exceeded: false,
+            },
+            handler,
+            source,
+            effects: Effects::default(),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
