@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::StartFrom;
 use crate::dispatch::{Dispatcher, Handled, Outcome, lanes};
 use crate::redis::{CommitItem, Committer, ReadFrom, StreamEntry, ensure_group, read_group};
+use crate::wasm::KvOverlay;
 
 /// Where a consumer reads and who it is.
 #[derive(Debug, Clone)]
@@ -138,12 +139,15 @@ impl Consumer {
             config.concurrency.get(),
             config.ordering_key.as_deref(),
         );
+        // The batch commits as one unit, so later calls must see earlier calls' kv writes.
+        let overlay = KvOverlay::default();
         let runs = lanes.into_iter().map(|lane| {
             let dispatcher = self.dispatcher.clone();
+            let overlay = overlay.clone();
             async move {
                 let mut done = Vec::with_capacity(lane.len());
                 for entry in &lane {
-                    done.push(dispatcher.handle(entry).await);
+                    done.push(dispatcher.handle(entry, &overlay).await);
                 }
                 done
             }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 /// A configuration file that cannot be used. Always names the file; for a bad value it names
 /// the key and says what is wrong with it, e.g.
-/// ``watchtower.toml: [[handler]] "speed-alert": `timeout_ms` must be > 0``.
+/// ``watchtower.toml: [[handler]] "speed-alert": `timeout_ms`: must be > 0``.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.

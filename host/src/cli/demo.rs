@@ -98,6 +98,9 @@ async fn scenario(url: &str) -> anyhow::Result<()> {
         send(&mut conn, "trip.created", data, Some(trip.to_owned())).await?;
         println!("  trip.created          {trip}: {from} -> {to}");
     }
+    // Creations and status changes travel on different streams, handled independently; as
+    // in a real fleet, a trip exists well before it starts moving.
+    wait_until_settled(&mut conn, Some("trip.created"), 0, Duration::from_secs(60)).await?;
     let transitions = [
         ("trip-1001", "t-101", "planned", "in_progress"),
         ("trip-1002", "t-103", "planned", "in_progress"),
@@ -138,7 +141,7 @@ async fn scenario(url: &str) -> anyhow::Result<()> {
 
     // Everything is delivered and all but the two doomed entries are acknowledged: the bad
     // trip transition (rejected) and the chaos panic (trapped).
-    wait_until_settled(&mut conn, 2, Duration::from_secs(60)).await?;
+    wait_until_settled(&mut conn, None, 2, Duration::from_secs(60)).await?;
 
     println!("\nWhat the handlers did:");
     let alerts: Vec<(String, Vec<(String, String)>)> =
@@ -226,18 +229,24 @@ async fn xrange(
         .await?)
 }
 
-/// Waits until every group has read everything and exactly `pending` entries are left
-/// unacknowledged across all groups.
+/// Waits until every group (of the streams of `event_type`, or of all streams) has read
+/// everything and exactly `pending` entries are left unacknowledged across those groups.
 async fn wait_until_settled(
     conn: &mut ConnectionManager,
+    event_type: Option<&str>,
     pending: u64,
     limit: Duration,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
+    let wanted = event_type.map(|t| stream_key(NAMESPACE, t));
     loop {
         let streams = watchtower::status::collect(conn, NAMESPACE).await?;
-        let groups: Vec<_> = streams.iter().flat_map(|s| s.groups.iter()).collect();
-        let all_read = groups.len() >= 4 && groups.iter().all(|g| g.lag == Some(0));
+        let groups: Vec<_> = streams
+            .iter()
+            .filter(|s| wanted.as_deref().is_none_or(|w| w == s.stream))
+            .flat_map(|s| s.groups.iter())
+            .collect();
+        let all_read = !groups.is_empty() && groups.iter().all(|g| g.lag == Some(0));
         let left: u64 = groups.iter().map(|g| g.pending).sum();
         if all_read && left == pending {
             return Ok(());

@@ -468,7 +468,7 @@ speed_limit_kmh = "90"
         let msg = err(&format!("{MINIMAL}timeout_ms = 0\n"));
         assert!(msg.contains("watchtower.toml"), "{msg}");
         assert!(msg.contains("\"speed-alert\""), "{msg}");
-        assert!(msg.contains("`timeout_ms` must be > 0"), "{msg}");
+        assert!(msg.contains("`timeout_ms`: must be > 0"), "{msg}");
     }
 
     #[test]

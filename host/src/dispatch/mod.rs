@@ -13,7 +13,7 @@ pub use outcome::{Attempt, Outcome, decide};
 use crate::redis::StreamEntry;
 use crate::registry::HandlerEntry;
 use crate::wasm::bindings::Event;
-use crate::wasm::{Effects, SourceEvent, WasmRuntime};
+use crate::wasm::{Effects, KvOverlay, SourceEvent, WasmRuntime};
 
 /// The result of handling one entry.
 #[derive(Debug)]
@@ -59,7 +59,9 @@ impl Dispatcher {
     }
 
     /// Decodes and handles one entry. Never fails: every failure is an [`Outcome`].
-    pub async fn handle(&self, entry: &StreamEntry) -> Handled {
+    /// `overlay` holds the uncommitted kv writes of the batch so far; a successful call's
+    /// writes are added to it.
+    pub async fn handle(&self, entry: &StreamEntry, overlay: &KvOverlay) -> Handled {
         let config = &self.handler.config;
         let Some(fields) = &entry.fields else {
             return self.finish(entry, &Attempt::Deleted, Effects::default(), None);
@@ -106,12 +108,16 @@ impl Dispatcher {
                 &loaded,
                 self.handler.context.clone(),
                 source,
+                overlay.clone(),
                 &event,
                 self.handler.limits(),
             )
             .await;
         match result {
-            Ok(effects) => self.finish(entry, &Attempt::Handled, effects, Some(event_id)),
+            Ok(effects) => {
+                overlay.absorb(&effects.kv);
+                self.finish(entry, &Attempt::Handled, effects, Some(event_id))
+            }
             Err(failure) => self.finish(
                 entry,
                 &Attempt::Failed(&failure),

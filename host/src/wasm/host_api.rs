@@ -1,6 +1,7 @@
 //! The `watchtower:handler/host` interface as the guest sees it. Reads happen at once;
 //! writes (`publish`, `kv-set`, `kv-delete`) only go into the call's effect buffer, which is
-//! committed with the ack if and only if the call succeeds.
+//! committed with the ack if and only if the call succeeds. A kv read sees, in this order,
+//! the call's own writes, the uncommitted writes of earlier calls in its batch, and Redis.
 
 use redis::AsyncCommands;
 use watchtower_events::{Envelope, stream_key, validate_event_type, validate_payload, wire};
@@ -68,6 +69,9 @@ impl host::Host for CallState {
     async fn kv_get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         if let Some(buffered) = self.effects.kv.get(&key) {
             return Ok(buffered.clone());
+        }
+        if let Some(pending) = self.overlay.get(&key) {
+            return Ok(pending);
         }
         let mut conn = self.handler.redis.clone();
         conn.hget(&self.handler.kv_key, &key)

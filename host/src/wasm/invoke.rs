@@ -11,7 +11,9 @@ use super::bindings::{Event, HandleError};
 use super::component::LoadedHandler;
 use super::engine::WasmRuntime;
 use super::host_api::KvUnavailable;
-use super::state::{CallState, Effects, HandlerContext, MemoryLimitExceeded, SourceEvent};
+use super::state::{
+    CallState, Effects, HandlerContext, KvOverlay, MemoryLimitExceeded, SourceEvent,
+};
 
 /// Limits applied to every call of a handler.
 #[derive(Debug, Clone, Copy)]
@@ -51,10 +53,11 @@ impl WasmRuntime {
         loaded: &LoadedHandler,
         handler: Arc<HandlerContext>,
         source: SourceEvent,
+        overlay: KvOverlay,
         event: &Event,
         limits: CallLimits,
     ) -> CallReport {
-        let state = CallState::new(handler, source, limits.memory_limit_bytes);
+        let state = CallState::new(handler, source, overlay, limits.memory_limit_bytes);
         let mut store = Store::new(self.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(WasmRuntime::ticks_for(limits.timeout));

@@ -12,4 +12,4 @@ pub mod state;
 pub use component::LoadedHandler;
 pub use engine::WasmRuntime;
 pub use invoke::{CallLimits, CallReport, Failure};
-pub use state::{Effects, HandlerContext, PendingPublish, SourceEvent};
+pub use state::{Effects, HandlerContext, KvOverlay, PendingPublish, SourceEvent};

@@ -1,8 +1,8 @@
 //! What a [`wasmtime::Store`] holds during one call: the sandboxed WASI context, the memory
 //! cap, the handler's shared context and the buffer of effects the call has produced.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -66,6 +66,34 @@ impl Effects {
     }
 }
 
+/// The kv writes of calls that succeeded earlier in the same batch and are waiting for the
+/// batch's commit. Kv reads consult it before Redis, so each call sees the state the calls
+/// before it produced, exactly as if every entry had been committed one by one.
+#[derive(Debug, Clone, Default)]
+pub struct KvOverlay(Arc<Mutex<HashMap<String, Option<String>>>>);
+
+impl KvOverlay {
+    /// The pending value of `key`: `Some(None)` if it was deleted, `None` if not touched.
+    pub fn get(&self, key: &str) -> Option<Option<String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    /// Adds the writes of a call that succeeded.
+    pub fn absorb(&self, writes: &BTreeMap<String, Option<String>>) {
+        if writes.is_empty() {
+            return;
+        }
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for (key, value) in writes {
+            map.insert(key.clone(), value.clone());
+        }
+    }
+}
+
 /// Caps linear memory and remembers that the cap was hit, so the call's failure is
 /// reported as "memory limit" rather than as whatever the guest did when allocation failed.
 pub struct MemoryCap {
@@ -121,6 +149,8 @@ pub struct CallState {
     pub handler: Arc<HandlerContext>,
     /// The entry being handled.
     pub source: SourceEvent,
+    /// Uncommitted kv writes of earlier calls in the batch.
+    pub overlay: KvOverlay,
     /// What the call has asked to do so far.
     pub effects: Effects,
     /// The guest's stdout, logged after the call.
@@ -132,7 +162,12 @@ pub struct CallState {
 impl CallState {
     /// A sandbox with no filesystem, network, environment or arguments; stdout and stderr
     /// are captured for the log.
-    pub fn new(handler: Arc<HandlerContext>, source: SourceEvent, memory_limit: usize) -> Self {
+    pub fn new(
+        handler: Arc<HandlerContext>,
+        source: SourceEvent,
+        overlay: KvOverlay,
+        memory_limit: usize,
+    ) -> Self {
         let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
         let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
         let wasi = WasiCtx::builder()
@@ -151,6 +186,7 @@ impl CallState {
             },
             handler,
             source,
+            overlay,
             effects: Effects::default(),
             stdout,
             stderr,
