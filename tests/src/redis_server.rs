@@ -1,0 +1,253 @@
+//! [`RedisServer`]: a private `redis-server` process for one test.
+//!
+//! Each test gets its own server on a free loopback port, with persistence off and its log
+//! and working directory in a temporary directory, so tests never share state and a failed
+//! test leaves no files behind. The server dies with its handle; the log is quoted in every
+//! panic about the server, because "connection refused" alone explains nothing.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
+use tempfile::TempDir;
+use tokio::time::Instant;
+
+/// How long a fresh server may take to answer `PING`.
+const READY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long [`RedisServer::stop`] waits for a clean exit before killing.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How many free ports to try: another process can take a port between our probe and the
+/// server's bind.
+const PORT_ATTEMPTS: usize = 5;
+
+/// A running `redis-server` bound to 127.0.0.1 on a port of its own. Dropping it kills the
+/// process.
+pub struct RedisServer {
+    /// `None` once the process has been stopped or killed.
+    child: Option<Child>,
+    port: u16,
+    /// Holds the log file and the server's working directory; deleted on drop.
+    dir: TempDir,
+}
+
+impl RedisServer {
+    /// Starts a server and returns once it answers `PING`.
+    ///
+    /// Panics (with the server's log) if `redis-server` is missing, exits, or does not become
+    /// ready within ten seconds.
+    pub async fn start() -> RedisServer {
+        let mut dir = tempfile::Builder::new()
+            .prefix("watchtower-redis-")
+            .tempdir()
+            .expect("create a temporary directory for redis-server");
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_port();
+            let child = spawn(port, &dir);
+            let mut server = RedisServer {
+                child: Some(child),
+                port,
+                dir,
+            };
+            match server.wait_ready().await {
+                Ok(()) => return server,
+                Err(Startup::PortTaken) => {
+                    server.kill();
+                    dir = server.take_dir();
+                }
+                Err(Startup::Failed(why)) => {
+                    panic!(
+                        "redis-server on port {port} did not start: {why}\n{}",
+                        server.log_excerpt()
+                    )
+                }
+            }
+        }
+        panic!("redis-server found no free port in {PORT_ATTEMPTS} attempts")
+    }
+
+    /// The server's TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:{port}`, the URL to put in a host's configuration.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A client for this server.
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("a redis:// URL of 127.0.0.1 parses")
+    }
+
+    /// A new multiplexed connection to this server.
+    ///
+    /// Its response timeout is 10 s instead of redis-rs's 500 ms, so a large pipeline on a
+    /// busy test machine is not mistaken for a dead server.
+    pub async fn connection(&self) -> MultiplexedConnection {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(10)));
+        match self
+            .client()
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
+            Ok(con) => con,
+            Err(err) => panic!("connect to {}: {err}\n{}", self.url(), self.log_excerpt()),
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_else(|err| format!("(no log: {err})"))
+    }
+
+    /// Stops the server the way an operator would (SIGTERM) and waits for it to exit; kills
+    /// it if it takes longer than ten seconds. Data is lost: persistence is off.
+    pub fn stop(&mut self) {
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .expect("run `kill`");
+        assert!(
+            status.success(),
+            "`kill -TERM` of redis-server failed: {status}"
+        );
+        let give_up = std::time::Instant::now() + STOP_DEADLINE;
+        while std::time::Instant::now() < give_up {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.kill();
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // An error means the process has exited already, which is what we want.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("redis.log")
+    }
+
+    /// The end of the log, framed for a panic message.
+    fn log_excerpt(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!(
+            "--- redis-server log ({}) ---\n{tail}\n--- end of log ---",
+            self.log_path().display()
+        )
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), Startup> {
+        let give_up = Instant::now() + READY_DEADLINE;
+        let client = self.client();
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_millis(500)));
+        let mut last_error = String::from("no attempt yet");
+        while Instant::now() < give_up {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(if self.log().contains("Address already in use") {
+                    Startup::PortTaken
+                } else {
+                    Startup::Failed(format!("exited with {status}"))
+                });
+            }
+            match client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+            {
+                Ok(mut con) => match redis::cmd("PING").query_async::<String>(&mut con).await {
+                    Ok(pong) if pong == "PONG" => return Ok(()),
+                    Ok(other) => last_error = format!("PING answered {other:?}"),
+                    Err(err) => last_error = err.to_string(),
+                },
+                Err(err) => last_error = err.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(Startup::Failed(format!(
+            "no PONG within {READY_DEADLINE:?} (last error: {last_error})"
+        )))
+    }
+
+    /// Moves the temporary directory out of a server that failed to start, so the next
+    /// attempt reuses it; the failed server is dropped without a directory to delete.
+    fn take_dir(mut self) -> TempDir {
+        let placeholder = tempfile::tempdir().expect("create a temporary directory");
+        std::mem::replace(&mut self.dir, placeholder)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl std::fmt::Debug for RedisServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisServer")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a start attempt failed.
+enum Startup {
+    /// Another process bound the port first; try another.
+    PortTaken,
+    /// Anything else; the caller panics with this and the log.
+    Failed(String),
+}
+
+fn spawn(port: u16, dir: &TempDir) -> Child {
+    let log = dir.path().join("redis.log");
+    Command::new("redis-server")
+        .args(["--port", &port.to_string()])
+        .args(["--bind", "127.0.0.1"])
+        .args(["--save", ""])
+        .args(["--appendonly", "no"])
+        .args(["--daemonize", "no"])
+        .arg("--logfile")
+        .arg(&log)
+        .arg("--dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|err| panic!("start `redis-server` (is it installed and on PATH?): {err}"))
+}
+
+/// A loopback port nothing listens on at the moment of asking.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
+    listener
+        .local_addr()
+        .expect("a bound socket has an address")
+        .port()
+}
