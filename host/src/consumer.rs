@@ -1,12 +1,18 @@
 //! The loop of one (handler, stream) pair: make sure the group exists, re-handle this
-//! consumer's own pending entries, then read new entries, handle each batch and commit the
-//! successful ones together with their acknowledgements.
+//! consumer's own pending entries, then read new ones, take over entries dead consumers left
+//! behind, handle each batch, commit it, and bring failed entries back after their backoff.
+//!
+//! Order: entries that share an ordering key (every entry, when `concurrency = 1`) are
+//! handled in stream order. When one of them must be retried, the ones behind it are held
+//! back (still pending for this consumer, kept from looking idle) until it succeeds or is
+//! dead-lettered; entries with other keys keep flowing.
 //!
 //! Cancellation is checked only between batches and while waiting for entries: a batch that
 //! has started is handled and committed before the loop stops, and anything read but not
 //! committed stays pending for this consumer name (or for whoever takes it over).
 
-use std::time::Duration;
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures::future::join_all;
@@ -15,10 +21,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::StartFrom;
 use crate::dispatch::{Dispatcher, Handled, Outcome, lanes};
+use crate::redis::claim::{autoclaim, claim_for_retry, remove_idle_consumers, touch};
+use crate::redis::group::create_group;
 use crate::redis::{CommitItem, Committer, ReadFrom, StreamEntry, ensure_group, read_group};
 use crate::wasm::KvOverlay;
 
-/// Where a consumer reads and who it is.
+/// Where a consumer reads, who it is, and its timing.
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
     /// Stream key.
@@ -33,6 +41,22 @@ pub struct ConsumerSettings {
     pub batch_size: usize,
     /// Wait per read for new entries.
     pub block: Duration,
+    /// Entries idle this long in another consumer are taken over.
+    pub claim_idle: Duration,
+    /// How often to look for such entries.
+    pub claim_interval: Duration,
+    /// Consumers owning nothing and idle this long are removed from the group.
+    pub consumer_grace: Duration,
+}
+
+/// An entry read but not yet finished: waiting for its retry, or behind one.
+#[derive(Debug)]
+struct Held {
+    entry: StreamEntry,
+    lane: u64,
+    /// `Some`: failed, due again at this time. `None`: not attempted yet, waiting behind
+    /// an earlier entry with the same ordering key.
+    due: Option<Instant>,
 }
 
 /// Consumes one stream for one handler.
@@ -44,6 +68,11 @@ pub struct Consumer {
     writer: ConnectionManager,
     /// Consecutive failed runs; reset by the first successful read after them.
     failures: u32,
+    held: VecDeque<Held>,
+    last_claim: Option<Instant>,
+    last_touch: Instant,
+    /// Highest entry id read from the group, where a deleted group is recreated.
+    last_read: Option<String>,
 }
 
 impl Consumer {
@@ -67,7 +96,15 @@ impl Consumer {
             reader,
             writer,
             failures: 0,
+            held: VecDeque::new(),
+            last_claim: None,
+            last_touch: Instant::now(),
+            last_read: None,
         }
+    }
+
+    fn handler_name(&self) -> &str {
+        self.dispatcher.handler().name()
     }
 
     /// Runs until `cancel` fires. Returns an error only for failures a restart may fix
@@ -78,76 +115,329 @@ impl Consumer {
             .await
             .with_context(|| format!("creating group `{}` on `{}`", s.group, s.stream))?;
         tracing::info!(
-            handler = %self.dispatcher.handler().name(),
-            stream = %s.stream,
-            group = %s.group,
-            consumer = %s.name,
+            handler = %self.handler_name(),
+            stream = %self.settings.stream,
+            group = %self.settings.group,
+            consumer = %self.settings.name,
             created,
             "consumer started"
         );
+        // Entries held by an earlier run are pending for this name: the pending pass below
+        // reads them again.
+        self.held.clear();
 
         // Own pending entries first (left by an earlier run under this name), then new ones.
-        let mut from = ReadFrom::OwnPending("0".to_owned());
-        loop {
-            let entries = tokio::select! {
-                _ = cancel.cancelled() => return Ok(()),
-                read = self.next_batch(&from) => read?,
-            };
-            if self.failures > 0 {
-                tracing::info!(
-                    handler = %self.dispatcher.handler().name(),
-                    stream = %self.settings.stream,
-                    "consumer recovered after {} failed attempts", self.failures
-                );
-                self.failures = 0;
-            }
-            if let ReadFrom::OwnPending(_) = from {
+        let mut pending_after = Some("0".to_owned());
+        while !cancel.is_cancelled() {
+            let mut batch = Vec::new();
+            if let Some(after) = &pending_after {
+                let entries = self.read(&ReadFrom::OwnPending(after.clone()), cancel).await?;
                 match entries.last() {
-                    Some(last) => from = ReadFrom::OwnPending(last.id.clone()),
-                    None => {
-                        from = ReadFrom::New(self.settings.block);
-                        continue;
+                    Some(last) => pending_after = Some(last.id.clone()),
+                    None => pending_after = None,
+                }
+                batch.extend(entries);
+            } else {
+                batch.extend(self.due_retries().await?);
+                batch.extend(self.reclaim().await?);
+                self.touch_held().await?;
+                if let Some(wait) = self.read_wait(!batch.is_empty()) {
+                    let entries = self.read(&ReadFrom::New(wait), cancel).await?;
+                    if let Some(last) = entries.last() {
+                        self.last_read = Some(last.id.clone());
                     }
+                    batch.extend(entries);
                 }
             }
-            if !entries.is_empty() {
-                let handled = self.dispatch(entries).await;
-                self.commit(&handled).await?;
+            self.recovered();
+            let ready = self.hold_back(batch);
+            if !ready.is_empty() {
+                let handled = self.dispatch(ready).await;
+                self.commit(handled).await?;
+            } else if pending_after.is_none() && self.read_wait(false).is_none() {
+                // Nothing can be read (too much held back) and nothing is due yet.
+                self.sleep_until_due(cancel).await;
             }
+        }
+        Ok(())
+    }
+
+    fn recovered(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(
+                handler = %self.handler_name(),
+                stream = %self.settings.stream,
+                "consumer recovered after {} failed attempts",
+                self.failures
+            );
+            self.failures = 0;
         }
     }
 
-    async fn next_batch(&mut self, from: &ReadFrom) -> anyhow::Result<Vec<StreamEntry>> {
+    /// Reads entries; a group deleted under the host is recreated (at the last entry this
+    /// consumer read, so nothing it handled is handled again) and the read retried once.
+    async fn read(
+        &mut self,
+        from: &ReadFrom,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<Vec<StreamEntry>> {
+        for attempt in 0..2 {
+            let s = &self.settings;
+            let read = tokio::select! {
+                _ = cancel.cancelled() => return Ok(Vec::new()),
+                read = read_group(&mut self.reader, &s.stream, &s.group, &s.name, from, s.batch_size) => read,
+            };
+            match read {
+                Ok(entries) => return Ok(entries),
+                Err(error) if error.code() == Some("NOGROUP") && attempt == 0 => {
+                    let at = match (&self.last_read, s.start_from) {
+                        (Some(id), _) => id.clone(),
+                        (None, StartFrom::Oldest) => "0".to_owned(),
+                        (None, StartFrom::Latest) => "$".to_owned(),
+                    };
+                    tracing::warn!(
+                        handler = %self.handler_name(),
+                        stream = %self.settings.stream,
+                        group = %self.settings.group,
+                        at = %at,
+                        "consumer group was deleted; recreating it"
+                    );
+                    let s = &self.settings;
+                    create_group(&mut self.writer, &s.stream, &s.group, &at)
+                        .await
+                        .with_context(|| format!("recreating group `{}` on `{}`", s.group, s.stream))?;
+                    self.held.clear();
+                }
+                Err(error) => {
+                    return Err(error).with_context(|| {
+                        format!("reading `{}` as `{}` in `{}`", s.stream, s.name, s.group)
+                    });
+                }
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// How long the next read of new entries may wait: `None` when nothing should be read
+    /// (too many entries held back), no wait when work is ready, otherwise until the next
+    /// retry is due (at most `block`).
+    fn read_wait(&self, work_ready: bool) -> Option<Option<Duration>> {
+        if self.held.len() >= self.settings.batch_size * 4 {
+            return None;
+        }
+        if work_ready {
+            return Some(None);
+        }
+        let wait = match self.next_due() {
+            Some(due) => due
+                .saturating_duration_since(Instant::now())
+                .min(self.settings.block),
+            None => self.settings.block,
+        };
+        if wait.is_zero() {
+            Some(None)
+        } else {
+            Some(Some(wait))
+        }
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.held.iter().filter_map(|h| h.due).min()
+    }
+
+    async fn sleep_until_due(&self, cancel: &CancellationToken) {
+        let wait = self
+            .next_due()
+            .map_or(self.settings.block, |due| {
+                due.saturating_duration_since(Instant::now())
+            })
+            .max(Duration::from_millis(1));
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+
+    /// Held entries whose turn has come: for each ordering key whose first held entry is
+    /// due (or was never attempted), that entry and the ones behind it. Entries that failed
+    /// before are claimed again first, which counts their next delivery.
+    async fn due_retries(&mut self) -> anyhow::Result<Vec<StreamEntry>> {
+        let now = Instant::now();
+        let mut decided: Vec<(u64, bool)> = Vec::new();
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.held.len());
+        for held in self.held.drain(..) {
+            let go = match decided.iter().find(|(lane, _)| *lane == held.lane) {
+                Some((_, go)) => *go,
+                None => {
+                    let go = held.due.is_none_or(|due| due <= now);
+                    decided.push((held.lane, go));
+                    go
+                }
+            };
+            if go {
+                taken.push(held);
+            } else {
+                kept.push_back(held);
+            }
+        }
+        self.held = kept;
+        if taken.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        let retried: Vec<&str> = taken
+            .iter()
+            .filter(|h| h.due.is_some())
+            .map(|h| h.entry.id.as_str())
+            .collect();
         let s = &self.settings;
-        read_group(
-            &mut self.reader,
+        let still_pending = claim_for_retry(&mut self.writer, &s.stream, &s.group, &s.name, &retried)
+            .await
+            .with_context(|| format!("claiming entries of `{}` for a retry", s.stream))?;
+        Ok(taken
+            .into_iter()
+            .filter_map(|held| match held.due {
+                None => Some(held.entry),
+                Some(_) if still_pending.contains(&held.entry.id) => {
+                    let mut entry = held.entry;
+                    entry.delivery_count += 1;
+                    Some(entry)
+                }
+                // Acknowledged or deleted meanwhile (e.g. by another consumer): done.
+                Some(_) => None,
+            })
+            .collect())
+    }
+
+    /// Takes over entries idle longer than `claim_idle` in any consumer of the group, and
+    /// removes consumers that are gone and own nothing. Runs every `claim_interval`.
+    async fn reclaim(&mut self) -> anyhow::Result<Vec<StreamEntry>> {
+        let s = &self.settings;
+        if self
+            .last_claim
+            .is_some_and(|at| at.elapsed() < s.claim_interval)
+        {
+            return Ok(Vec::new());
+        }
+        self.last_claim = Some(Instant::now());
+        let claimed = autoclaim(
+            &mut self.writer,
             &s.stream,
             &s.group,
             &s.name,
-            from,
+            s.claim_idle,
             s.batch_size,
         )
         .await
-        .with_context(|| format!("reading `{}` as `{}` in `{}`", s.stream, s.name, s.group))
+        .with_context(|| format!("claiming idle entries of `{}`", s.stream))?;
+        // Entries this consumer holds back are its own already.
+        let holding: HashSet<&str> = self.held.iter().map(|h| h.entry.id.as_str()).collect();
+        let claimed: Vec<StreamEntry> = claimed
+            .into_iter()
+            .filter(|e| !holding.contains(e.id.as_str()))
+            .collect();
+        if !claimed.is_empty() {
+            tracing::info!(
+                handler = %self.dispatcher.handler().name(),
+                stream = %s.stream,
+                group = %s.group,
+                claimed = claimed.len(),
+                "took over entries idle for more than {} ms",
+                s.claim_idle.as_millis()
+            );
+        }
+        let removed = remove_idle_consumers(
+            &mut self.writer,
+            &s.stream,
+            &s.group,
+            &s.name,
+            s.consumer_grace,
+        )
+        .await
+        .with_context(|| format!("removing idle consumers of `{}`", s.group))?;
+        if !removed.is_empty() {
+            tracing::info!(
+                stream = %s.stream,
+                group = %s.group,
+                removed = ?removed,
+                "removed consumers that were idle and owned no entries"
+            );
+        }
+        Ok(claimed)
+    }
+
+    /// Keeps held entries from looking idle, so that no other consumer takes them over
+    /// while they wait for their turn here.
+    async fn touch_held(&mut self) -> anyhow::Result<()> {
+        if self.held.is_empty() || self.last_touch.elapsed() < self.settings.claim_idle / 3 {
+            return Ok(());
+        }
+        self.last_touch = Instant::now();
+        let ids: Vec<&str> = self.held.iter().map(|h| h.entry.id.as_str()).collect();
+        let s = &self.settings;
+        touch(&mut self.writer, &s.stream, &s.group, &s.name, &ids)
+            .await
+            .with_context(|| format!("refreshing held entries of `{}`", s.stream))
+    }
+
+    /// Splits `entries` into those that may run now and those that must wait behind a held
+    /// entry with the same ordering key (which join the held queue).
+    fn hold_back(&mut self, entries: Vec<StreamEntry>) -> Vec<StreamEntry> {
+        if self.held.is_empty() {
+            return entries;
+        }
+        let blocked: HashSet<u64> = self.held.iter().map(|h| h.lane).collect();
+        let mut ready = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let lane = self.lane_of(&entry);
+            if blocked.contains(&lane) {
+                self.held.push_back(Held {
+                    entry,
+                    lane,
+                    due: None,
+                });
+            } else {
+                ready.push(entry);
+            }
+        }
+        ready
+    }
+
+    fn lane_of(&self, entry: &StreamEntry) -> u64 {
+        let config = &self.dispatcher.handler().config;
+        lanes::lane_key(entry, config.concurrency.get(), config.ordering_key.as_deref())
     }
 
     /// Handles a batch, lane by lane in parallel when the handler's concurrency allows.
-    async fn dispatch(&self, entries: Vec<StreamEntry>) -> Vec<Handled> {
+    /// Within a lane, once an entry must be retried, later entries with its key are not
+    /// attempted; they come back as held.
+    async fn dispatch(&mut self, entries: Vec<StreamEntry>) -> Vec<(StreamEntry, Option<Handled>)> {
         let config = &self.dispatcher.handler().config;
-        let lanes = lanes::assign(
-            entries,
-            config.concurrency.get(),
-            config.ordering_key.as_deref(),
-        );
+        let concurrency = config.concurrency.get();
+        let keyed: Vec<(u64, StreamEntry)> = entries
+            .into_iter()
+            .map(|e| (self.lane_of(&e), e))
+            .collect();
+        let lanes = lanes::assign(keyed, concurrency);
         // The batch commits as one unit, so later calls must see earlier calls' kv writes.
         let overlay = KvOverlay::default();
         let runs = lanes.into_iter().map(|lane| {
             let dispatcher = self.dispatcher.clone();
             let overlay = overlay.clone();
             async move {
+                let mut stopped: Vec<u64> = Vec::new();
                 let mut done = Vec::with_capacity(lane.len());
-                for entry in &lane {
-                    done.push(dispatcher.handle(entry, &overlay).await);
+                for (key, entry) in lane {
+                    if stopped.contains(&key) {
+                        done.push((entry, None));
+                        continue;
+                    }
+                    let handled = dispatcher.handle(&entry, &overlay).await;
+                    if matches!(handled.outcome, Outcome::Retry { .. }) {
+                        stopped.push(key);
+                    }
+                    done.push((entry, Some(handled)));
                 }
                 done
             }
@@ -155,40 +445,54 @@ impl Consumer {
         join_all(runs).await.into_iter().flatten().collect()
     }
 
-    /// Commits the acknowledged entries of a batch in one atomic unit and logs the others.
-    async fn commit(&mut self, handled: &[Handled]) -> anyhow::Result<()> {
+    /// Commits acknowledged and dead-lettered entries of a batch in one atomic unit, and
+    /// holds retried entries (and those not attempted behind them) for later.
+    async fn commit(&mut self, results: Vec<(StreamEntry, Option<Handled>)>) -> anyhow::Result<()> {
         let handler = self.dispatcher.handler().name().to_owned();
-        let stream = &self.settings.stream;
-        let mut items = Vec::with_capacity(handled.len());
-        for h in handled {
-            match &h.outcome {
-                Outcome::Ack => items.push(CommitItem {
-                    entry_id: &h.entry_id,
-                    effects: &h.effects,
-                }),
-                Outcome::Retry { reason, .. } => tracing::warn!(
-                    handler, stream, entry = %h.entry_id, event_id = h.event_id.as_deref(),
-                    "handling failed, entry left pending for another attempt: {reason}"
-                ),
-                Outcome::DeadLetter { reason } => tracing::error!(
-                    handler, stream, entry = %h.entry_id, event_id = h.event_id.as_deref(),
-                    "entry cannot be handled, left pending: {reason}"
-                ),
+        let stream = self.settings.stream.clone();
+        let now = Instant::now();
+        let mut finished = Vec::with_capacity(results.len());
+        for (entry, handled) in results {
+            let lane = self.lane_of(&entry);
+            match handled {
+                None => self.held.push_back(Held { entry, lane, due: None }),
+                Some(h) => match &h.outcome {
+                    Outcome::Retry { after, reason } => {
+                        tracing::warn!(
+                            handler, stream, entry = %h.entry_id, event_id = h.event_id.as_deref(),
+                            attempt = entry.delivery_count,
+                            retry_in_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+                            "handling failed, will retry: {reason}"
+                        );
+                        self.held.push_back(Held { entry, lane, due: Some(now + *after) });
+                    }
+                    Outcome::DeadLetter { reason } => {
+                        tracing::error!(
+                            handler, stream, entry = %h.entry_id, event_id = h.event_id.as_deref(),
+                            attempts = entry.delivery_count,
+                            "giving up on the entry, moving it to the dead-letter stream: {reason}"
+                        );
+                        finished.push(h);
+                    }
+                    Outcome::Ack => finished.push(h),
+                },
             }
         }
+        let items: Vec<CommitItem<'_>> = finished
+            .iter()
+            .map(|h| CommitItem {
+                entry_id: &h.entry_id,
+                effects: &h.effects,
+            })
+            .collect();
         let applied = self
             .committer
             .commit(&mut self.writer, &items)
             .await
-            .with_context(|| {
-                format!(
-                    "committing {} entries of `{stream}` for {handler}",
-                    items.len()
-                )
-            })?;
+            .with_context(|| format!("committing {} entries of `{stream}` for {handler}", items.len()))?;
         for (item, applied) in items.iter().zip(applied) {
             if applied {
-                tracing::debug!(handler, stream, entry = %item.entry_id, "handled");
+                tracing::debug!(handler, stream, entry = %item.entry_id, "committed");
             } else {
                 tracing::info!(
                     handler, stream, entry = %item.entry_id,
@@ -203,7 +507,7 @@ impl Consumer {
 /// Runs `consumer` until `cancel` fires, restarting it after failures with a growing pause
 /// (capped at 5 s). Logs the first failure of a streak, then only when it recovers.
 pub async fn supervise(mut consumer: Consumer, cancel: CancellationToken) {
-    let handler = consumer.dispatcher.handler().name().to_owned();
+    let handler = consumer.handler_name().to_owned();
     let stream = consumer.settings.stream.clone();
     loop {
         match consumer.run(&cancel).await {
@@ -214,17 +518,12 @@ pub async fn supervise(mut consumer: Consumer, cancel: CancellationToken) {
                 if failures == 1 {
                     tracing::error!(handler, stream, "consumer failed, retrying: {error:#}");
                 } else {
-                    tracing::debug!(
-                        handler,
-                        stream,
-                        failures,
-                        "consumer still failing: {error:#}"
-                    );
+                    tracing::debug!(handler, stream, failures, "consumer still failing: {error:#}");
                 }
             }
         }
-        let pause =
-            Duration::from_millis(100u64 << consumer.failures.min(6)).min(Duration::from_secs(5));
+        let pause = Duration::from_millis(100u64 << consumer.failures.min(6))
+            .min(Duration::from_secs(5));
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(pause) => {}

@@ -51,6 +51,7 @@ impl HandlerEntry {
         CallLimits {
             timeout: self.config.timeout,
             memory_limit_bytes: self.config.memory_limit_bytes,
+            fuel: self.config.fuel,
         }
     }
 }

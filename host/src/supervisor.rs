@@ -9,25 +9,29 @@ use std::time::Duration;
 use anyhow::Context as _;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio::task::JoinSet;
 use watchtower_events::{kv_key, stream_key};
 
-use crate::config::{Config, HandlerConfig};
+use crate::config::{Config, HandlerConfig, StartFrom};
 use crate::consumer::{Consumer, ConsumerSettings, supervise};
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Dispatcher, StreamSource};
+use crate::redis::dlq::redrive_key;
 use crate::registry::{HandlerEntry, HandlerRegistry};
 use crate::wasm::{HandlerContext, LoadedHandler, WasmRuntime};
 
 /// Runs the host described by `config` until `shutdown` resolves.
 ///
 /// Every component is compiled and type-checked before anything connects, so a broken one
-/// stops the start with its file and reason. When `shutdown` resolves, reading stops,
-/// batches in flight finish and commit, and the function returns.
+/// stops the start with its file and reason. Each handler consumes the stream of each of
+/// its event types and its own re-drive stream (dead letters sent back to it). When
+/// `shutdown` resolves, reading stops, batches in flight get `shutdown_timeout` to finish
+/// and commit, and the function returns; whatever did not finish stays pending.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let runtime = WasmRuntime::new().context("starting the WebAssembly engine")?;
+    let fuel = config.handlers.iter().any(|h| h.fuel.is_some());
+    let runtime = WasmRuntime::new(fuel).context("starting the WebAssembly engine")?;
     let loaded = load_components(&runtime, &config.handlers).await?;
 
     let cancel = CancellationToken::new();
@@ -49,6 +53,7 @@ pub async fn run(
             kv_key: kv_key(&config.redis.namespace, &handler.name),
             config: handler.config.clone(),
             redis: writer.clone(),
+            sandbox: handler.sandbox.clone(),
         });
         tracing::info!(
             handler = %handler.name,
@@ -60,29 +65,64 @@ pub async fn run(
         registry.insert(HandlerEntry::new(handler.clone(), context, loaded));
     }
 
-    let tracker = TaskTracker::new();
+    // A component that compiles but cannot be instantiated (a trapping start function, a
+    // memory larger than its limit) is refused now, with its reason, not on every event.
     for handler in registry.iter() {
-        for event_type in &handler.config.events {
-            let stream = stream_key(&config.redis.namespace, event_type);
+        runtime
+            .try_instantiate(&handler.current(), handler.context.clone(), handler.limits())
+            .await
+            .map_err(|failure| {
+                anyhow::anyhow!(
+                    "handler \"{}\": {}: cannot be instantiated: {failure:?}",
+                    handler.name(),
+                    handler.config.component.display()
+                )
+            })?;
+    }
+
+    let mut consumers = JoinSet::new();
+    for handler in registry.iter() {
+        let streams = handler
+            .config
+            .events
+            .iter()
+            .map(|t| (stream_key(&config.redis.namespace, t), StreamSource::Events(t.clone())))
+            .chain([(
+                redrive_key(&config.redis.namespace, handler.name()),
+                StreamSource::Redrive,
+            )]);
+        for (stream, source) in streams {
             let settings = ConsumerSettings {
                 stream: stream.clone(),
                 group: handler.config.group.clone(),
                 name: config.consumer.name.clone(),
-                start_from: handler.config.start_from,
+                // Re-driven entries are always wanted, whenever the group is created.
+                start_from: match source {
+                    StreamSource::Redrive => StartFrom::Oldest,
+                    StreamSource::Events(_) => handler.config.start_from,
+                },
                 batch_size: config.consumer.batch_size.get(),
                 block: config.consumer.block,
+                claim_idle: config.consumer.claim_idle,
+                claim_interval: config.consumer.claim_interval,
+                consumer_grace: config.consumer.consumer_grace,
             };
             let Some(reader) =
                 connect_until(&config.redis.url, Some(config.consumer.block), &cancel).await
             else {
                 break;
             };
-            let dispatcher = Dispatcher::new(runtime.clone(), handler.clone(), &stream, event_type);
+            let dispatcher = Dispatcher::new(
+                runtime.clone(),
+                handler.clone(),
+                &stream,
+                source,
+                config.consumer.max_entry_bytes,
+            );
             let consumer = Consumer::new(settings, dispatcher, reader, writer.clone());
-            tracker.spawn(supervise(consumer, cancel.clone()));
+            consumers.spawn(supervise(consumer, cancel.clone()));
         }
     }
-    tracker.close();
     tracing::info!(
         consumer = %config.consumer.name,
         handlers = config.handlers.len(),
@@ -90,8 +130,24 @@ pub async fn run(
     );
 
     cancel.cancelled().await;
-    tracing::info!("shutting down: finishing batches in flight");
-    tracker.wait().await;
+    let timeout = config.consumer.shutdown_timeout;
+    tracing::info!(
+        in_flight = consumers.len(),
+        "shutting down: finishing batches in flight (up to {} ms)",
+        timeout.as_millis()
+    );
+    let drained = tokio::time::timeout(timeout, async {
+        while consumers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "batches still running after {} ms were abandoned; their entries stay pending \
+             and will be handled again",
+            timeout.as_millis()
+        );
+        consumers.shutdown().await;
+    }
     tracing::info!("host stopped");
     Ok(())
 }
@@ -164,7 +220,7 @@ pub fn redact(url: &str) -> String {
 
 /// Loads and checks one component file without running anything (the `check` command).
 pub fn check_component(path: &Path) -> anyhow::Result<LoadedHandler> {
-    let runtime = WasmRuntime::new().context("starting the WebAssembly engine")?;
+    let runtime = WasmRuntime::new(false).context("starting the WebAssembly engine")?;
     Ok(runtime.load_file(path)?)
 }
 

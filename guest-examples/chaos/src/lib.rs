@@ -11,6 +11,7 @@
 //! | `retry` | returns `HandleError::Retry` | retried with backoff |
 //! | `reject` | returns `HandleError::Reject` | dead-lettered at once |
 //! | `publish-then-panic` | publishes an `alert.triggered`, then panics | a trap; the alert is never committed |
+//! | `retry-until` | returns `HandleError::Retry` until `event.attempt` reaches `data.succeed_at` (default 3), then counts like a normal event and sets kv `attempt:{event_id}` to the attempt | retried with backoff; shows the attempt number reaching the guest |
 //! | `slow` | busy-waits `data.ms` milliseconds (default 200), then counts like a normal event | a call still in flight, for shutdown and swap tests |
 //!
 //! Any other event (no `chaos` field, or another value) is handled normally and leaves
@@ -69,6 +70,23 @@ impl Handler for Chaos {
                     "chaos: asked to panic after publishing (event {})",
                     event.event_id()
                 );
+            }
+            "retry-until" => {
+                let succeed_at = data
+                    .get("succeed_at")
+                    .and_then(|n| n.as_u64())
+                    .unwrap_or(3);
+                if u64::from(event.attempt()) < succeed_at {
+                    return Err(HandleError::retry(format!(
+                        "chaos: attempt {} of {succeed_at}",
+                        event.attempt()
+                    )));
+                }
+                kv::set(
+                    &format!("attempt:{}", event.event_id()),
+                    &event.attempt().to_string(),
+                );
+                count(&event)
             }
             "slow" => {
                 let ms = data.get("ms").and_then(|ms| ms.as_u64()).unwrap_or(200);

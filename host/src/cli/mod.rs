@@ -3,6 +3,7 @@
 
 mod check;
 mod demo;
+mod dlq;
 mod publish;
 mod run;
 mod status;
@@ -52,6 +53,8 @@ pub enum Command {
     Publish(publish::PublishArgs),
     /// Show streams, consumer groups, pending entries and lag.
     Status(status::StatusArgs),
+    /// List, show, re-drive or delete a handler's dead letters.
+    Dlq(dlq::DlqArgs),
     /// Check that a .wasm file is a handler component of the world watchtower:handler/handler.
     Check(check::CheckArgs),
     /// Run a self-contained demo: a private redis-server, the example handlers, a fleet scenario.
@@ -126,6 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args).await,
         Command::Publish(args) => publish::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::Dlq(args) => dlq::run(args).await,
         Command::Check(args) => check::run(args),
         Command::Demo(args) => demo::run(args).await,
     }

@@ -48,6 +48,17 @@ pub struct ConsumerSection {
     pub block_ms: Option<u64>,
     /// How many entries one `XREADGROUP` returns at most (default 100).
     pub batch_size: Option<u64>,
+    /// How often to look for other consumers' idle entries to take over (default
+    /// `claim_idle_ms / 2`).
+    pub claim_interval_ms: Option<u64>,
+    /// Consumers of a group that own no pending entries and were idle this long are removed
+    /// from the group (default 3600000, one hour).
+    pub consumer_grace_ms: Option<u64>,
+    /// On SIGTERM/SIGINT, how long batches in flight may take to finish (default 10000).
+    pub shutdown_timeout_ms: Option<u64>,
+    /// Entries larger than this (all field names and values) are dead-lettered unread
+    /// (default 1048576).
+    pub max_entry_bytes: Option<u64>,
 }
 
 /// `[admin]`
@@ -82,6 +93,25 @@ pub struct HandlerSection {
     pub timeout_ms: Option<u64>,
     /// Linear-memory limit of one instance (default 64).
     pub memory_limit_mb: Option<u64>,
+    /// First retry delay; doubles per attempt, with jitter (default 200).
+    pub retry_backoff_ms: Option<u64>,
+    /// Longest retry delay (default 10000); must stay below `claim_idle_ms`.
+    pub retry_backoff_max_ms: Option<u64>,
+    /// Fuel (roughly, wasm instructions) one call may use; unset = unlimited. Setting it on
+    /// any handler turns fuel metering on for all, which costs ~25% of call throughput.
+    pub fuel: Option<u64>,
+    /// Environment variables the guest sees (none by default).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Arguments the guest sees (none by default).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Host directories the guest may read, by the path it sees them under:
+    /// `{ "/data" = "fixtures" }` (none by default; read-only).
+    #[serde(default)]
+    pub dirs: BTreeMap<String, String>,
+    /// Whether the guest may open network connections (default false).
+    pub network: Option<bool>,
     /// The handler's own settings, read by the guest with `config-get`.
     #[serde(default)]
     pub config: BTreeMap<String, toml::Value>,

@@ -61,6 +61,14 @@ pub struct ConsumerConfig {
     pub block: Duration,
     /// Entries per read at most.
     pub batch_size: NonZeroUsize,
+    /// How often to look for other consumers' idle entries.
+    pub claim_interval: Duration,
+    /// Idle time after which a consumer owning nothing is removed from its group.
+    pub consumer_grace: Duration,
+    /// Time batches in flight get to finish on shutdown.
+    pub shutdown_timeout: Duration,
+    /// Largest entry handled; larger ones are dead-lettered.
+    pub max_entry_bytes: usize,
 }
 
 /// `[admin]`, validated.
@@ -77,6 +85,19 @@ pub enum StartFrom {
     Oldest,
     /// After the last entry present when the group is created: new entries only.
     Latest,
+}
+
+/// What a handler's sandbox may reach. The default grants nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SandboxGrants {
+    /// Environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Command-line arguments.
+    pub args: Vec<String>,
+    /// Read-only directories: (path in the guest, path on the host).
+    pub dirs: Vec<(String, PathBuf)>,
+    /// Outgoing network access.
+    pub network: bool,
 }
 
 /// One `[[handler]]`, validated.
@@ -102,6 +123,14 @@ pub struct HandlerConfig {
     pub timeout: Duration,
     /// Linear-memory limit of one instance, in bytes.
     pub memory_limit_bytes: usize,
+    /// First retry delay.
+    pub retry_backoff: Duration,
+    /// Longest retry delay.
+    pub retry_backoff_max: Duration,
+    /// Fuel per call, when metered.
+    pub fuel: Option<u64>,
+    /// What the sandbox grants beyond pure computation.
+    pub sandbox: SandboxGrants,
     /// The `[handler.config]` table, values as strings.
     pub config: BTreeMap<String, String>,
 }
@@ -164,12 +193,32 @@ fn validate(raw: FileConfig, source: &Path) -> Result<Config, ConfigError> {
 
     let name = raw.consumer.name.unwrap_or_else(default_consumer_name);
     v.key_part("[consumer] `name`", &name)?;
+    let claim_idle_ms = v.positive(
+        "[consumer] `claim_idle_ms`",
+        raw.consumer.claim_idle_ms.unwrap_or(30_000),
+    )?;
+    let max_entry_bytes = usize::try_from(v.positive(
+        "[consumer] `max_entry_bytes`",
+        raw.consumer.max_entry_bytes.unwrap_or(1 << 20),
+    )?)
+    .map_err(|_| v.invalid("[consumer] `max_entry_bytes`", "too large for this machine"))?;
     let consumer = ConsumerConfig {
-        name,
-        claim_idle: Duration::from_millis(v.positive(
-            "[consumer] `claim_idle_ms`",
-            raw.consumer.claim_idle_ms.unwrap_or(30_000),
+        claim_interval: Duration::from_millis(v.positive(
+            "[consumer] `claim_interval_ms`",
+            raw.consumer
+                .claim_interval_ms
+                .unwrap_or((claim_idle_ms / 2).max(1)),
         )?),
+        consumer_grace: Duration::from_millis(v.positive(
+            "[consumer] `consumer_grace_ms`",
+            raw.consumer.consumer_grace_ms.unwrap_or(3_600_000),
+        )?),
+        shutdown_timeout: Duration::from_millis(
+            raw.consumer.shutdown_timeout_ms.unwrap_or(10_000),
+        ),
+        max_entry_bytes,
+        name,
+        claim_idle: Duration::from_millis(claim_idle_ms),
         block: Duration::from_millis(v.positive(
             "[consumer] `block_ms`",
             raw.consumer.block_ms.unwrap_or(2_000),
@@ -196,6 +245,16 @@ fn validate(raw: FileConfig, source: &Path) -> Result<Config, ConfigError> {
     let mut group_streams: BTreeMap<(String, String), String> = BTreeMap::new();
     for (index, section) in raw.handlers.into_iter().enumerate() {
         let handler = v.handler(index, section, base_dir)?;
+        if handler.retry_backoff_max >= consumer.claim_idle {
+            return Err(v.invalid(
+                &format!("[[handler]] \"{}\": `retry_backoff_max_ms`", handler.name),
+                format!(
+                    "must be below [consumer] `claim_idle_ms` ({} ms), or an entry waiting for \
+                     its retry would be taken over by another consumer",
+                    consumer.claim_idle.as_millis()
+                ),
+            ));
+        }
         if !names.insert(handler.name.clone()) {
             return Err(v.invalid(
                 &format!("[[handler]] \"{}\": `name`", handler.name),
@@ -352,6 +411,41 @@ impl Validator<'_> {
         let memory_limit_bytes = usize::try_from(memory_mb << 20)
             .map_err(|_| self.invalid(&at("memory_limit_mb"), "too large for this machine"))?;
 
+        let retry_backoff = Duration::from_millis(
+            self.positive(&at("retry_backoff_ms"), raw.retry_backoff_ms.unwrap_or(200))?,
+        );
+        let retry_backoff_max = Duration::from_millis(self.positive(
+            &at("retry_backoff_max_ms"),
+            raw.retry_backoff_max_ms.unwrap_or(10_000),
+        )?);
+        if retry_backoff_max < retry_backoff {
+            return Err(self.invalid(
+                &at("retry_backoff_max_ms"),
+                "must be at least `retry_backoff_ms`",
+            ));
+        }
+        let fuel = match raw.fuel {
+            Some(fuel) => Some(self.positive(&at("fuel"), fuel)?),
+            None => None,
+        };
+        let mut dirs = Vec::with_capacity(raw.dirs.len());
+        for (guest, host) in raw.dirs {
+            let host = base_dir.join(host);
+            if !host.is_dir() {
+                return Err(self.invalid(
+                    &at("dirs"),
+                    format!("`{guest}` maps to {}, which is not a directory", host.display()),
+                ));
+            }
+            dirs.push((guest, host));
+        }
+        let sandbox = SandboxGrants {
+            env: raw.env,
+            args: raw.args,
+            dirs,
+            network: raw.network.unwrap_or(false),
+        };
+
         let mut config = BTreeMap::new();
         for (key, value) in raw.config {
             let text = match value {
@@ -383,6 +477,10 @@ impl Validator<'_> {
             max_attempts,
             timeout,
             memory_limit_bytes,
+            retry_backoff,
+            retry_backoff_max,
+            fuel,
+            sandbox,
             config,
         })
     }
@@ -528,6 +626,27 @@ events = ["Position"]
     fn bad_start_from_is_refused() {
         let msg = err(&format!("{MINIMAL}start_from = \"middle\"\n"));
         assert!(msg.contains("`start_from`"), "{msg}");
+    }
+
+    #[test]
+    fn retry_backoff_must_stay_below_claim_idle() {
+        let msg = err(&format!(
+            "[consumer]\nclaim_idle_ms = 5000\n{MINIMAL}retry_backoff_max_ms = 5000\n"
+        ));
+        assert!(msg.contains("`retry_backoff_max_ms`"), "{msg}");
+        assert!(msg.contains("claim_idle_ms"), "{msg}");
+    }
+
+    #[test]
+    fn sandbox_grants_nothing_by_default() {
+        let cfg = with_component(MINIMAL).1.unwrap();
+        assert_eq!(cfg.handlers[0].sandbox, SandboxGrants::default());
+    }
+
+    #[test]
+    fn granted_dirs_must_exist() {
+        let msg = err(&format!("{MINIMAL}dirs = {{ \"/data\" = \"missing\" }}\n"));
+        assert!(msg.contains("`dirs`"), "{msg}");
     }
 
     #[test]

@@ -1,35 +1,39 @@
-//! Keyed parallelism: a batch is split into lanes that run side by side, each in stream
-//! order. Entries whose `ordering_key` values are equal always share a lane, so they are
-//! handled in order; without an ordering key entries are dealt out round-robin.
+//! Keyed parallelism: every entry gets a lane key, and a batch is split into lanes that run
+//! side by side, each in stream order. Entries whose `ordering_key` values are equal share a
+//! key, so they are handled in order; with `concurrency = 1` all entries share one key; with
+//! more and no ordering key every entry has its own.
 
 use watchtower_events::wire::FIELD_DATA;
 
 use crate::redis::StreamEntry;
 
-/// Splits `entries` into at most `lanes` lanes (never returns empty lanes).
-pub fn assign(
-    entries: Vec<StreamEntry>,
-    lanes: usize,
-    ordering_key: Option<&str>,
-) -> Vec<Vec<StreamEntry>> {
+/// The ordering key of `entry` as a number: equal numbers must be handled in order.
+pub fn lane_key(entry: &StreamEntry, concurrency: usize, ordering_key: Option<&str>) -> u64 {
+    match (concurrency, ordering_key) {
+        (0 | 1, _) => 0,
+        (_, Some(key)) => fnv1a(&key_value(entry, key)),
+        (_, None) => fnv1a(entry.id.as_bytes()),
+    }
+}
+
+/// Splits keyed entries into at most `lanes` lanes, keeping stream order within each lane
+/// and equal keys in one lane (never returns empty lanes).
+pub fn assign(entries: Vec<(u64, StreamEntry)>, lanes: usize) -> Vec<Vec<(u64, StreamEntry)>> {
     let lanes = lanes.max(1);
     if lanes == 1 {
         return vec![entries];
     }
-    let mut out: Vec<Vec<StreamEntry>> = (0..lanes).map(|_| Vec::new()).collect();
-    for (index, entry) in entries.into_iter().enumerate() {
-        let lane = match ordering_key {
-            Some(key) => (fnv1a(&key_value(&entry, key)) % lanes as u64) as usize,
-            None => index % lanes,
-        };
-        out[lane].push(entry);
+    let mut out: Vec<Vec<(u64, StreamEntry)>> = (0..lanes).map(|_| Vec::new()).collect();
+    for (key, entry) in entries {
+        let lane = usize::try_from(key % lanes as u64).unwrap_or(0);
+        out[lane].push((key, entry));
     }
     out.retain(|lane| !lane.is_empty());
     out
 }
 
 /// The raw JSON of top-level `data` field `key`, or empty when absent or unreadable (all
-/// such entries share one lane, which keeps them in order among themselves).
+/// such entries share one key, which keeps them in order among themselves).
 fn key_value(entry: &StreamEntry, key: &str) -> Vec<u8> {
     let Some(fields) = &entry.fields else {
         return Vec::new();
@@ -65,49 +69,50 @@ mod tests {
         }
     }
 
+    fn keyed(entries: Vec<StreamEntry>, concurrency: usize, key: Option<&str>) -> Vec<(u64, StreamEntry)> {
+        entries
+            .into_iter()
+            .map(|e| (lane_key(&e, concurrency, key), e))
+            .collect()
+    }
+
     #[test]
     fn equal_keys_share_a_lane_in_stream_order() {
         let entries = (0..40)
             .map(|i| entry(&format!("{i}-0"), &format!("t{}", i % 5)))
             .collect();
-        let lanes = assign(entries, 4, Some("truck_id"));
+        let lanes = assign(keyed(entries, 4, Some("truck_id")), 4);
         for lane in &lanes {
             let ids: Vec<u32> = lane
                 .iter()
-                .map(|e| e.id.trim_end_matches("-0").parse().unwrap())
+                .map(|(_, e)| e.id.trim_end_matches("-0").parse().unwrap())
                 .collect();
             assert!(ids.windows(2).all(|w| w[0] < w[1]), "order kept in {ids:?}");
         }
         for truck in 0..5 {
+            let want = format!("\"t{truck}\"").into_bytes();
             let holding = lanes
                 .iter()
-                .filter(|lane| {
-                    lane.iter()
-                        .any(|e| key_value(e, "truck_id") == format!("\"t{truck}\"").into_bytes())
-                })
+                .filter(|lane| lane.iter().any(|(_, e)| key_value(e, "truck_id") == want))
                 .count();
             assert_eq!(holding, 1, "truck t{truck} is in exactly one lane");
         }
     }
 
     #[test]
-    fn one_lane_keeps_the_batch_as_is() {
-        let lanes = assign(
-            vec![entry("1-0", "a"), entry("2-0", "b")],
-            1,
-            Some("truck_id"),
-        );
+    fn concurrency_one_puts_everything_under_one_key() {
+        let a = entry("1-0", "a");
+        let b = entry("2-0", "b");
+        assert_eq!(lane_key(&a, 1, Some("truck_id")), lane_key(&b, 1, Some("truck_id")));
+        let lanes = assign(keyed(vec![a, b], 1, Some("truck_id")), 1);
         assert_eq!(lanes.len(), 1);
         assert_eq!(lanes[0].len(), 2);
     }
 
     #[test]
-    fn without_a_key_entries_are_dealt_round_robin() {
-        let entries = (0..6).map(|i| entry(&format!("{i}-0"), "x")).collect();
-        let lanes = assign(entries, 3, None);
-        assert_eq!(
-            lanes.iter().map(Vec::len).collect::<Vec<_>>(),
-            vec![2, 2, 2]
-        );
+    fn without_an_ordering_key_every_entry_has_its_own_key() {
+        let a = entry("1-0", "x");
+        let b = entry("2-0", "x");
+        assert_ne!(lane_key(&a, 4, None), lane_key(&b, 4, None));
     }
 }

@@ -1,19 +1,26 @@
-//! From a stream entry to an [`Outcome`]: decode the wire format, call the handler's
-//! current version, and decide what happens to the entry ([`outcome::decide`]).
+//! From a stream entry to an [`Outcome`]: check its size, decode the wire format, validate
+//! a known type's payload, call the handler's current version, and decide what happens to
+//! the entry ([`outcome::decide`]). A dead letter's effects (the copy in the dead-letter
+//! stream and the `error.occurred` event) are built here too, so that they commit with the
+//! entry's ack like any handler effect.
 
 pub mod lanes;
 pub mod outcome;
 
 use std::sync::Arc;
 
-use watchtower_events::wire;
+use serde_json::json;
+use watchtower_events::{
+    ERROR_OCCURRED, Envelope, ErrorOccurred, dlq_key, validate_payload, wire,
+};
 
-pub use outcome::{Attempt, Outcome, decide};
+pub use outcome::{Attempt, Outcome, RetryPolicy, decide};
 
 use crate::redis::StreamEntry;
+use crate::redis::dlq::dead_letter_fields;
 use crate::registry::HandlerEntry;
 use crate::wasm::bindings::Event;
-use crate::wasm::{Effects, KvOverlay, SourceEvent, WasmRuntime};
+use crate::wasm::{Effects, KvOverlay, PendingPublish, SourceEvent, WasmRuntime};
 
 /// The result of handling one entry.
 #[derive(Debug)]
@@ -22,10 +29,20 @@ pub struct Handled {
     pub entry_id: String,
     /// What happens to it next.
     pub outcome: Outcome,
-    /// The effects to commit when `outcome` is [`Outcome::Ack`].
+    /// What to commit with the ack: the call's effects for [`Outcome::Ack`], the dead letter
+    /// and its `error.occurred` event for [`Outcome::DeadLetter`]; empty for a retry.
     pub effects: Effects,
     /// The event's `event_id`, when the entry could be decoded.
     pub event_id: Option<String>,
+}
+
+/// What a consumer's stream holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamSource {
+    /// The stream of one event type: every entry must be of that type.
+    Events(String),
+    /// The handler's re-drive stream: entries of any of the handler's types.
+    Redrive,
 }
 
 /// Handles entries of one stream for one handler.
@@ -34,22 +51,25 @@ pub struct Dispatcher {
     runtime: WasmRuntime,
     handler: Arc<HandlerEntry>,
     stream: Arc<str>,
-    event_type: Arc<str>,
+    source: StreamSource,
+    max_entry_bytes: usize,
 }
 
 impl Dispatcher {
-    /// A dispatcher for entries of `stream` (holding events of `event_type`).
+    /// A dispatcher for entries of `stream`; entries over `max_entry_bytes` are refused.
     pub fn new(
         runtime: WasmRuntime,
         handler: Arc<HandlerEntry>,
         stream: &str,
-        event_type: &str,
+        source: StreamSource,
+        max_entry_bytes: usize,
     ) -> Self {
         Dispatcher {
             runtime,
             handler,
             stream: stream.into(),
-            event_type: event_type.into(),
+            source,
+            max_entry_bytes,
         }
     }
 
@@ -62,24 +82,73 @@ impl Dispatcher {
     /// `overlay` holds the uncommitted kv writes of the batch so far; a successful call's
     /// writes are added to it.
     pub async fn handle(&self, entry: &StreamEntry, overlay: &KvOverlay) -> Handled {
-        let config = &self.handler.config;
         let Some(fields) = &entry.fields else {
             return self.finish(entry, &Attempt::Deleted, Effects::default(), None);
         };
-        let envelope = match wire::decode(fields, Some(&self.event_type)) {
+        if entry.size() > self.max_entry_bytes {
+            let reason = format!(
+                "malformed:too_large: {} bytes, more than max_entry_bytes = {}",
+                entry.size(),
+                self.max_entry_bytes
+            );
+            return self.refuse(entry, fields, "too_large", reason);
+        }
+        let expected = match &self.source {
+            StreamSource::Events(event_type) => Some(event_type.as_str()),
+            StreamSource::Redrive => None,
+        };
+        let envelope = match wire::decode(fields, expected) {
             Ok(envelope) => envelope,
             Err(error) => {
-                tracing::warn!(
-                    handler = %config.name,
-                    stream = %self.stream,
-                    entry = %entry.id,
-                    field = error.field(),
-                    "malformed entry: {error}"
-                );
-                return self.finish(entry, &Attempt::Malformed(&error), Effects::default(), None);
+                return self.refuse(entry, fields, error.field(), error.reason_code());
             }
         };
+        if self.source == StreamSource::Redrive
+            && !self.handler.config.events.contains(&envelope.event_type)
+        {
+            let reason = format!(
+                "malformed:type_mismatch: `{}` is not one of this handler's event types",
+                envelope.event_type
+            );
+            return self.refuse(entry, fields, "event_type", reason);
+        }
+        if let Err(error) = validate_payload(&envelope.event_type, &envelope.data) {
+            return self.refuse(entry, fields, "data", format!("malformed:payload: {error}"));
+        }
+        self.call(entry, fields, envelope, overlay).await
+    }
 
+    /// An entry that cannot be handled at all: logged with the field at fault, then
+    /// dead-lettered.
+    fn refuse(
+        &self,
+        entry: &StreamEntry,
+        fields: &[(String, Vec<u8>)],
+        field: &str,
+        reason: String,
+    ) -> Handled {
+        tracing::warn!(
+            handler = %self.handler.name(),
+            stream = %self.stream,
+            entry = %entry.id,
+            field,
+            "malformed entry: {reason}"
+        );
+        let attempt = Attempt::Malformed(reason);
+        let mut handled = self.finish(entry, &attempt, Effects::default(), None);
+        if let Outcome::DeadLetter { reason } = &handled.outcome {
+            handled.effects = self.dead_letter(entry, fields, reason, None);
+        }
+        handled
+    }
+
+    async fn call(
+        &self,
+        entry: &StreamEntry,
+        fields: &[(String, Vec<u8>)],
+        envelope: Envelope,
+        overlay: &KvOverlay,
+    ) -> Handled {
         let source = SourceEvent {
             stream: self.stream.to_string(),
             entry_id: entry.id.clone(),
@@ -89,16 +158,19 @@ impl Dispatcher {
                 .clone()
                 .unwrap_or_else(|| envelope.event_id.clone()),
         };
-        let event_id = envelope.event_id.clone();
         let event = Event {
             id: entry.id.clone(),
-            event_id: envelope.event_id,
-            event_type: envelope.event_type,
-            timestamp: envelope.timestamp,
-            version: envelope.version,
-            correlation_id: envelope.correlation_id,
-            metadata: envelope.metadata.into_iter().collect(),
-            data: envelope.data,
+            event_id: envelope.event_id.clone(),
+            event_type: envelope.event_type.clone(),
+            timestamp: envelope.timestamp.clone(),
+            version: envelope.version.clone(),
+            correlation_id: envelope.correlation_id.clone(),
+            metadata: envelope
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            data: envelope.data.clone(),
             attempt: entry.delivery_count,
         };
         let loaded = self.handler.current();
@@ -113,17 +185,20 @@ impl Dispatcher {
                 self.handler.limits(),
             )
             .await;
+        let event_id = Some(envelope.event_id.clone());
         match result {
             Ok(effects) => {
                 overlay.absorb(&effects.kv);
-                self.finish(entry, &Attempt::Handled, effects, Some(event_id))
+                self.finish(entry, &Attempt::Handled, effects, event_id)
             }
-            Err(failure) => self.finish(
-                entry,
-                &Attempt::Failed(&failure),
-                Effects::default(),
-                Some(event_id),
-            ),
+            Err(failure) => {
+                let mut handled =
+                    self.finish(entry, &Attempt::Failed(&failure), Effects::default(), event_id);
+                if let Outcome::DeadLetter { reason } = &handled.outcome {
+                    handled.effects = self.dead_letter(entry, fields, reason, Some(&envelope));
+                }
+                handled
+            }
         }
     }
 
@@ -134,16 +209,78 @@ impl Dispatcher {
         effects: Effects,
         event_id: Option<String>,
     ) -> Handled {
-        let outcome = decide(
-            attempt,
-            entry.delivery_count,
-            self.handler.config.max_attempts.get(),
-        );
+        let config = &self.handler.config;
+        let policy = RetryPolicy {
+            max_attempts: config.max_attempts.get(),
+            backoff: config.retry_backoff,
+            backoff_max: config.retry_backoff_max,
+        };
+        let outcome = decide(attempt, entry.delivery_count, &policy, &entry.id);
         Handled {
             entry_id: entry.id.clone(),
             outcome,
             effects,
             event_id,
+        }
+    }
+
+    /// The effects of giving up on an entry: its copy in the handler's dead-letter stream
+    /// and one `error.occurred` event, carrying the entry's correlation id when it has one.
+    fn dead_letter(
+        &self,
+        entry: &StreamEntry,
+        fields: &[(String, Vec<u8>)],
+        reason: &str,
+        envelope: Option<&Envelope>,
+    ) -> Effects {
+        let context = &self.handler.context;
+        let handler = self.handler.name();
+        let letter = PendingPublish {
+            stream: dlq_key(&context.namespace, handler),
+            event_id: String::new(),
+            fields: dead_letter_fields(
+                fields,
+                reason,
+                handler,
+                &self.stream,
+                &entry.id,
+                entry.delivery_count,
+            )
+            .into_iter()
+            .map(|(k, v)| (k.into(), v))
+            .collect(),
+        };
+
+        let mut details = serde_json::Map::new();
+        details.insert("handler".into(), json!(handler));
+        details.insert("stream".into(), json!(&*self.stream));
+        details.insert("entry_id".into(), json!(entry.id));
+        details.insert("attempts".into(), json!(entry.delivery_count));
+        details.insert("reason".into(), json!(reason));
+        if let Some(envelope) = envelope {
+            details.insert("event_id".into(), json!(envelope.event_id));
+            details.insert("event_type".into(), json!(envelope.event_type));
+        }
+        let payload = ErrorOccurred {
+            error_type: "dead_letter".into(),
+            message: reason.to_owned(),
+            source: "watchtower".into(),
+            details,
+        };
+        let data = serde_json::to_string(&payload).unwrap_or_else(|_| "{}".to_owned());
+        let mut error = Envelope::new(uuid::Uuid::now_v7().to_string(), ERROR_OCCURRED, data);
+        error.correlation_id = envelope.map(|e| {
+            e.correlation_id
+                .clone()
+                .unwrap_or_else(|| e.event_id.clone())
+        });
+        error
+            .metadata
+            .insert("producer".into(), format!("watchtower/{handler}"));
+
+        Effects {
+            publishes: vec![letter, PendingPublish::event(&context.namespace, &error)],
+            kv: Default::default(),
         }
     }
 }

@@ -118,7 +118,7 @@ impl Committer {
                 // KEYS is 1-based in Lua and the first two are fixed.
                 invocation.arg(index + 3).arg(publish.fields.len() * 2);
                 for (field, value) in &publish.fields {
-                    invocation.arg(*field).arg(value);
+                    invocation.arg(field.as_ref()).arg(value);
                 }
             }
             invocation.arg(item.effects.kv.len());

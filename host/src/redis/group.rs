@@ -17,6 +17,17 @@ pub async fn ensure_group<C: ConnectionLike>(
         StartFrom::Oldest => "0",
         StartFrom::Latest => "$",
     };
+    create_group(conn, stream, group, id).await
+}
+
+/// Creates `group` on `stream` (and the stream if missing) with its last-delivered id at
+/// `id`; `false` when the group already existed (it is left as it is).
+pub async fn create_group<C: ConnectionLike>(
+    conn: &mut C,
+    stream: &str,
+    group: &str,
+    id: &str,
+) -> RedisResult<bool> {
     let created: RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(stream)

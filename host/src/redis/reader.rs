@@ -19,13 +19,25 @@ pub struct StreamEntry {
     pub delivery_count: u32,
 }
 
+impl StreamEntry {
+    /// Bytes of all field names and values (the size `max_entry_bytes` limits).
+    pub fn size(&self) -> usize {
+        self.fields
+            .iter()
+            .flatten()
+            .map(|(k, v)| k.len() + v.len())
+            .sum()
+    }
+}
+
 /// Which entries to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadFrom {
     /// This consumer's pending entries with ids greater than the given one (`0` = all).
     OwnPending(String),
-    /// Entries never delivered to the group (`>`), waiting up to the given time for some.
-    New(Duration),
+    /// Entries never delivered to the group (`>`), waiting up to the given time for some
+    /// (`None`: answer at once).
+    New(Option<Duration>),
 }
 
 /// Reads up to `count` entries of `stream` for `consumer` in `group`.
@@ -43,9 +55,10 @@ pub async fn read_group<C: ConnectionLike>(
         .arg(consumer)
         .arg("COUNT")
         .arg(count);
-    if let ReadFrom::New(block) = from {
-        cmd.arg("BLOCK")
-            .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX));
+    if let ReadFrom::New(Some(block)) = from {
+        // BLOCK 0 would wait forever.
+        let ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1);
+        cmd.arg("BLOCK").arg(ms);
     }
     cmd.arg("STREAMS").arg(stream);
     match from {
@@ -60,9 +73,9 @@ pub async fn read_group<C: ConnectionLike>(
     Ok(entries)
 }
 
-/// Re-read pending entries may have been delivered before; ask `XPENDING` how often.
+/// Re-read or claimed entries may have been delivered before; ask `XPENDING` how often.
 /// New entries are on their first delivery.
-async fn fill_delivery_counts<C: ConnectionLike>(
+pub(crate) async fn fill_delivery_counts<C: ConnectionLike>(
     conn: &mut C,
     stream: &str,
     group: &str,
@@ -115,33 +128,38 @@ fn parse_reply(reply: Value) -> Vec<StreamEntry> {
     };
     let mut entries = Vec::new();
     for stream in streams {
-        let Value::Array(items) = stream else {
-            continue;
-        };
-        entries.reserve(items.len());
-        for item in items {
-            let Value::Array(parts) = item else { continue };
-            let mut parts = parts.into_iter();
-            let Some(id) = parts.next().as_ref().and_then(text) else {
-                continue;
-            };
-            let fields = match parts.next() {
-                Some(Value::Array(flat)) => Some(pairs(flat)),
-                Some(Value::Map(map)) => Some(
-                    map.into_iter()
-                        .filter_map(|(k, v)| Some((text(&k)?, bytes(v)?)))
-                        .collect(),
-                ),
-                _ => None,
-            };
-            entries.push(StreamEntry {
-                id,
-                fields,
-                delivery_count: 1,
-            });
-        }
+        parse_entries(stream, &mut entries);
     }
     entries
+}
+
+/// `[[id, [f, v, …]] | [id, nil], …]`, appended to `entries`.
+pub(crate) fn parse_entries(list: Value, entries: &mut Vec<StreamEntry>) {
+    let Value::Array(items) = list else {
+        return;
+    };
+    entries.reserve(items.len());
+    for item in items {
+        let Value::Array(parts) = item else { continue };
+        let mut parts = parts.into_iter();
+        let Some(id) = parts.next().as_ref().and_then(text) else {
+            continue;
+        };
+        let fields = match parts.next() {
+            Some(Value::Array(flat)) => Some(pairs(flat)),
+            Some(Value::Map(map)) => Some(
+                map.into_iter()
+                    .filter_map(|(k, v)| Some((text(&k)?, bytes(v)?)))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        entries.push(StreamEntry {
+            id,
+            fields,
+            delivery_count: 1,
+        });
+    }
 }
 
 fn pairs(flat: Vec<Value>) -> Vec<(String, Vec<u8>)> {
@@ -155,7 +173,7 @@ fn pairs(flat: Vec<Value>) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn text(v: &Value) -> Option<String> {
+pub(crate) fn text(v: &Value) -> Option<String> {
     match v {
         Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
         Value::SimpleString(s) => Some(s.clone()),

@@ -22,18 +22,20 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 #[derive(Clone)]
 pub struct WasmRuntime {
     engine: Engine,
+    fuel: bool,
     linker: Arc<Linker<CallState>>,
     _ticker: Arc<EpochTicker>,
 }
 
 impl WasmRuntime {
-    /// Builds the engine (component model, epoch interruption) and a linker holding WASI p2
-    /// and the `watchtower:handler/host` interface.
-    pub fn new() -> anyhow::Result<Self> {
+    /// Builds the engine (component model, epoch interruption, fuel metering when `fuel`)
+    /// and a linker holding WASI p2 and the `watchtower:handler/host` interface.
+    pub fn new(fuel: bool) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
+            .consume_fuel(fuel)
             // Handlers are plain synchronous exports; the component-model async machinery
             // only adds cost to every call.
             .concurrency_support(false);
@@ -46,9 +48,15 @@ impl WasmRuntime {
         let ticker = EpochTicker::start(engine.clone())?;
         Ok(WasmRuntime {
             engine,
+            fuel,
             linker: Arc::new(linker),
             _ticker: Arc::new(ticker),
         })
+    }
+
+    /// Whether calls are metered with fuel.
+    pub fn fuel_metered(&self) -> bool {
+        self.fuel
     }
 
     /// The engine.

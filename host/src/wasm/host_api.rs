@@ -4,7 +4,7 @@
 //! the call's own writes, the uncommitted writes of earlier calls in its batch, and Redis.
 
 use redis::AsyncCommands;
-use watchtower_events::{Envelope, stream_key, validate_event_type, validate_payload, wire};
+use watchtower_events::{Envelope, validate_event_type, validate_payload};
 
 use super::bindings::watchtower::handler::{host, types};
 use super::bindings::{LogLevel, PublishError};
@@ -46,7 +46,7 @@ impl host::Host for CallState {
             .map_err(|e| PublishError::InvalidData(e.to_string()))?;
 
         let event_id = uuid::Uuid::now_v7().to_string();
-        let mut envelope = Envelope::new(event_id.clone(), event_type.clone(), data);
+        let mut envelope = Envelope::new(event_id.clone(), event_type, data);
         envelope.correlation_id = Some(self.source.correlation_id.clone());
         envelope.metadata.extend(metadata);
         envelope
@@ -58,11 +58,9 @@ impl host::Host for CallState {
             .entry("producer".to_owned())
             .or_insert_with(|| self.handler.name.clone());
 
-        self.effects.publishes.push(PendingPublish {
-            stream: stream_key(&self.handler.namespace, &event_type),
-            event_id: event_id.clone(),
-            fields: wire::encode(&envelope),
-        });
+        self.effects
+            .publishes
+            .push(PendingPublish::event(&self.handler.namespace, &envelope));
         Ok(event_id)
     }
 

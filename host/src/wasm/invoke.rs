@@ -22,6 +22,8 @@ pub struct CallLimits {
     pub timeout: Duration,
     /// Linear-memory cap of the instance.
     pub memory_limit_bytes: usize,
+    /// Fuel for the call, when the engine meters fuel.
+    pub fuel: Option<u64>,
 }
 
 /// How a call that did not succeed ended. The effects of such a call are discarded.
@@ -39,6 +41,8 @@ pub enum Failure {
     Trap(String),
     /// A host service the call needed (a kv read) was unreachable.
     HostUnavailable(String),
+    /// The call used up its fuel.
+    OutOfFuel,
     /// The component could not be instantiated.
     Instantiate(String),
 }
@@ -57,10 +61,7 @@ impl WasmRuntime {
         event: &Event,
         limits: CallLimits,
     ) -> CallReport {
-        let state = CallState::new(handler, source, overlay, limits.memory_limit_bytes);
-        let mut store = Store::new(self.engine(), state);
-        store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(WasmRuntime::ticks_for(limits.timeout));
+        let mut store = self.new_store(handler, source, overlay, limits)?;
 
         let outcome = match loaded.pre.instantiate_async(&mut store).await {
             Ok(instance) => instance
@@ -80,6 +81,53 @@ impl WasmRuntime {
     }
 }
 
+impl WasmRuntime {
+    /// Instantiates `loaded` once without calling it, to find components that cannot be
+    /// instantiated (a trapping start function, a memory over the limit) before any event.
+    pub async fn try_instantiate(
+        &self,
+        loaded: &LoadedHandler,
+        handler: Arc<HandlerContext>,
+        limits: CallLimits,
+    ) -> Result<(), Failure> {
+        let source = SourceEvent {
+            stream: String::new(),
+            entry_id: String::new(),
+            event_id: String::new(),
+            correlation_id: String::new(),
+        };
+        let mut store = self.new_store(handler, source, KvOverlay::default(), limits)?;
+        match loaded.pre.instantiate_async(&mut store).await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(classify_trap(&error, &store, limits.timeout)),
+        }
+    }
+}
+
+impl WasmRuntime {
+    /// A store for one call: sandbox, memory cap, deadline and (when metered) fuel.
+    fn new_store(
+        &self,
+        handler: Arc<HandlerContext>,
+        source: SourceEvent,
+        overlay: KvOverlay,
+        limits: CallLimits,
+    ) -> Result<Store<CallState>, Failure> {
+        let state = CallState::new(handler, source, overlay, limits.memory_limit_bytes)
+            .map_err(|error| Failure::Instantiate(format!("sandbox: {error}")))?;
+        let mut store = Store::new(self.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(WasmRuntime::ticks_for(limits.timeout));
+        if self.fuel_metered() {
+            // Metering is engine-wide; handlers without a budget get an unlimited one.
+            store
+                .set_fuel(limits.fuel.unwrap_or(u64::MAX))
+                .map_err(|error| Failure::Instantiate(format!("fuel: {error}")))?;
+        }
+        Ok(store)
+    }
+}
+
 /// Names the cause of a trap; a guest panic message on stderr is the best description of
 /// a trap, so it is used when present.
 fn classify_trap(error: &wasmtime::Error, store: &Store<CallState>, timeout: Duration) -> Failure {
@@ -93,8 +141,10 @@ fn classify_trap(error: &wasmtime::Error, store: &Store<CallState>, timeout: Dur
     if let Some(kv) = error.downcast_ref::<KvUnavailable>() {
         return Failure::HostUnavailable(kv.to_string());
     }
-    if let Some(Trap::Interrupt) = error.downcast_ref::<Trap>() {
-        return Failure::Timeout(timeout);
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => return Failure::Timeout(timeout),
+        Some(Trap::OutOfFuel) => return Failure::OutOfFuel,
+        _ => {}
     }
     let trap = error
         .downcast_ref::<Trap>()

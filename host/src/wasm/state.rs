@@ -1,13 +1,18 @@
 //! What a [`wasmtime::Store`] holds during one call: the sandboxed WASI context, the memory
 //! cap, the handler's shared context and the buffer of effects the call has produced.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+use watchtower_events::{Envelope, stream_key, wire};
+
+use crate::config::SandboxGrants;
 
 /// Bytes of stdout (and, separately, stderr) a guest may write in one call.
 const OUTPUT_CAPACITY: usize = 256 * 1024;
@@ -24,6 +29,8 @@ pub struct HandlerContext {
     pub config: BTreeMap<String, String>,
     /// Connection used for kv reads during calls.
     pub redis: redis::aio::ConnectionManager,
+    /// What the sandbox grants beyond computation (nothing by default).
+    pub sandbox: SandboxGrants,
 }
 
 /// The entry a call is handling, as far as effects need to know it.
@@ -44,10 +51,24 @@ pub struct SourceEvent {
 pub struct PendingPublish {
     /// Target stream key.
     pub stream: String,
-    /// The new event's id.
+    /// The new event's id (empty for a dead letter, which keeps the original's fields).
     pub event_id: String,
-    /// Wire fields.
-    pub fields: Vec<(&'static str, String)>,
+    /// The entry's fields, in order.
+    pub fields: Vec<(Cow<'static, str>, Vec<u8>)>,
+}
+
+impl PendingPublish {
+    /// An event in the wire format, appended to the stream of its type.
+    pub fn event(namespace: &str, envelope: &Envelope) -> Self {
+        PendingPublish {
+            stream: stream_key(namespace, &envelope.event_type),
+            event_id: envelope.event_id.clone(),
+            fields: wire::encode(envelope)
+                .into_iter()
+                .map(|(k, v)| (Cow::Borrowed(k), v.into_bytes()))
+                .collect(),
+        }
+    }
 }
 
 /// Effects buffered during a call; committed with the ack only if the call succeeds.
@@ -160,24 +181,42 @@ pub struct CallState {
 }
 
 impl CallState {
-    /// A sandbox with no filesystem, network, environment or arguments; stdout and stderr
-    /// are captured for the log.
+    /// A sandbox with no filesystem, network, environment or arguments beyond what the
+    /// handler's grants name; stdout and stderr are captured for the log. Fails only when a
+    /// granted directory cannot be opened.
     pub fn new(
         handler: Arc<HandlerContext>,
         source: SourceEvent,
         overlay: KvOverlay,
         memory_limit: usize,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
         let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
-        let wasi = WasiCtx::builder()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        CallState {
+        let grants = &handler.sandbox;
+        let mut builder = WasiCtx::builder();
+        builder.stdout(stdout.clone()).stderr(stderr.clone());
+        if !grants.env.is_empty() {
+            let env: Vec<(&String, &String)> = grants.env.iter().collect();
+            builder.envs(&env);
+        }
+        if !grants.args.is_empty() {
+            builder.args(&grants.args);
+        }
+        for (guest, host) in &grants.dirs {
+            builder
+                .preopened_dir(host, guest, FsPerms::ReadOnly)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", host.display())))?;
+        }
+        if grants.network {
+            builder.inherit_network().allow_ip_name_lookup(true);
+        } else {
+            builder
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false);
+        }
+        let wasi = builder.build();
+        Ok(CallState {
             wasi,
             table: ResourceTable::new(),
             limits: MemoryCap {
@@ -190,7 +229,7 @@ impl CallState {
             effects: Effects::default(),
             stdout,
             stderr,
-        }
+        })
     }
 }
 
