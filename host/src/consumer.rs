@@ -131,7 +131,9 @@ impl Consumer {
         while !cancel.is_cancelled() {
             let mut batch = Vec::new();
             if let Some(after) = &pending_after {
-                let entries = self.read(&ReadFrom::OwnPending(after.clone()), cancel).await?;
+                let entries = self
+                    .read(&ReadFrom::OwnPending(after.clone()), cancel)
+                    .await?;
                 match entries.last() {
                     Some(last) => pending_after = Some(last.id.clone()),
                     None => pending_after = None,
@@ -205,7 +207,9 @@ impl Consumer {
                     let s = &self.settings;
                     create_group(&mut self.writer, &s.stream, &s.group, &at)
                         .await
-                        .with_context(|| format!("recreating group `{}` on `{}`", s.group, s.stream))?;
+                        .with_context(|| {
+                            format!("recreating group `{}` on `{}`", s.group, s.stream)
+                        })?;
                     self.held.clear();
                 }
                 Err(error) => {
@@ -292,9 +296,10 @@ impl Consumer {
             .map(|h| h.entry.id.as_str())
             .collect();
         let s = &self.settings;
-        let still_pending = claim_for_retry(&mut self.writer, &s.stream, &s.group, &s.name, &retried)
-            .await
-            .with_context(|| format!("claiming entries of `{}` for a retry", s.stream))?;
+        let still_pending =
+            claim_for_retry(&mut self.writer, &s.stream, &s.group, &s.name, &retried)
+                .await
+                .with_context(|| format!("claiming entries of `{}` for a retry", s.stream))?;
         Ok(taken
             .into_iter()
             .filter_map(|held| match held.due {
@@ -406,7 +411,11 @@ impl Consumer {
 
     fn lane_of(&self, entry: &StreamEntry) -> u64 {
         let config = &self.dispatcher.handler().config;
-        lanes::lane_key(entry, config.concurrency.get(), config.ordering_key.as_deref())
+        lanes::lane_key(
+            entry,
+            config.concurrency.get(),
+            config.ordering_key.as_deref(),
+        )
     }
 
     /// Handles a batch, lane by lane in parallel when the handler's concurrency allows.
@@ -415,10 +424,8 @@ impl Consumer {
     async fn dispatch(&mut self, entries: Vec<StreamEntry>) -> Vec<(StreamEntry, Option<Handled>)> {
         let config = &self.dispatcher.handler().config;
         let concurrency = config.concurrency.get();
-        let keyed: Vec<(u64, StreamEntry)> = entries
-            .into_iter()
-            .map(|e| (self.lane_of(&e), e))
-            .collect();
+        let keyed: Vec<(u64, StreamEntry)> =
+            entries.into_iter().map(|e| (self.lane_of(&e), e)).collect();
         let lanes = lanes::assign(keyed, concurrency);
         // The batch commits as one unit, so later calls must see earlier calls' kv writes.
         let overlay = KvOverlay::default();
@@ -455,7 +462,11 @@ impl Consumer {
         for (entry, handled) in results {
             let lane = self.lane_of(&entry);
             match handled {
-                None => self.held.push_back(Held { entry, lane, due: None }),
+                None => self.held.push_back(Held {
+                    entry,
+                    lane,
+                    due: None,
+                }),
                 Some(h) => match &h.outcome {
                     Outcome::Retry { after, reason } => {
                         tracing::warn!(
@@ -464,7 +475,11 @@ impl Consumer {
                             retry_in_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
                             "handling failed, will retry: {reason}"
                         );
-                        self.held.push_back(Held { entry, lane, due: Some(now + *after) });
+                        self.held.push_back(Held {
+                            entry,
+                            lane,
+                            due: Some(now + *after),
+                        });
                     }
                     Outcome::DeadLetter { reason } => {
                         tracing::error!(
@@ -489,7 +504,12 @@ impl Consumer {
             .committer
             .commit(&mut self.writer, &items)
             .await
-            .with_context(|| format!("committing {} entries of `{stream}` for {handler}", items.len()))?;
+            .with_context(|| {
+                format!(
+                    "committing {} entries of `{stream}` for {handler}",
+                    items.len()
+                )
+            })?;
         for (item, applied) in items.iter().zip(applied) {
             if applied {
                 tracing::debug!(handler, stream, entry = %item.entry_id, "committed");
@@ -518,12 +538,17 @@ pub async fn supervise(mut consumer: Consumer, cancel: CancellationToken) {
                 if failures == 1 {
                     tracing::error!(handler, stream, "consumer failed, retrying: {error:#}");
                 } else {
-                    tracing::debug!(handler, stream, failures, "consumer still failing: {error:#}");
+                    tracing::debug!(
+                        handler,
+                        stream,
+                        failures,
+                        "consumer still failing: {error:#}"
+                    );
                 }
             }
         }
-        let pause = Duration::from_millis(100u64 << consumer.failures.min(6))
-            .min(Duration::from_secs(5));
+        let pause =
+            Duration::from_millis(100u64 << consumer.failures.min(6)).min(Duration::from_secs(5));
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(pause) => {}

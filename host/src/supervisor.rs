@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use redis::aio::ConnectionManager;
-use tokio_util::sync::CancellationToken;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use watchtower_events::{kv_key, stream_key};
 
 use crate::config::{Config, HandlerConfig, StartFrom};
@@ -69,7 +69,11 @@ pub async fn run(
     // memory larger than its limit) is refused now, with its reason, not on every event.
     for handler in registry.iter() {
         runtime
-            .try_instantiate(&handler.current(), handler.context.clone(), handler.limits())
+            .try_instantiate(
+                &handler.current(),
+                handler.context.clone(),
+                handler.limits(),
+            )
             .await
             .map_err(|failure| {
                 anyhow::anyhow!(
@@ -86,7 +90,12 @@ pub async fn run(
             .config
             .events
             .iter()
-            .map(|t| (stream_key(&config.redis.namespace, t), StreamSource::Events(t.clone())))
+            .map(|t| {
+                (
+                    stream_key(&config.redis.namespace, t),
+                    StreamSource::Events(t.clone()),
+                )
+            })
             .chain([(
                 redrive_key(&config.redis.namespace, handler.name()),
                 StreamSource::Redrive,

@@ -220,10 +220,80 @@ fn pretty_json(name: &str, text: &str) -> Option<String> {
         return None;
     }
     let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    if !(value.is_object() || value.is_array()) {
-        return None;
+    (value.is_object() || value.is_array()).then(|| indent_json(text))
+}
+
+/// Valid JSON `text` laid out one member per line, two spaces per level, with its keys in
+/// their original order (a round trip through `serde_json::Value` would sort them).
+fn indent_json(text: &str) -> String {
+    // Drop the whitespace between tokens first, so that `{ }` is seen as empty.
+    let mut strings = Strings::default();
+    let compact: Vec<char> = text
+        .chars()
+        .filter(|&c| strings.feed(c) || !c.is_whitespace())
+        .collect();
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut depth = 0usize;
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n("  ", depth));
+    };
+    let mut chars = compact.into_iter().peekable();
+    while let Some(c) = chars.next() {
+        if strings.feed(c) {
+            out.push(c);
+            continue;
+        }
+        match c {
+            '{' | '[' => {
+                out.push(c);
+                match chars.next_if(|next| matches!(next, '}' | ']')) {
+                    Some(close) => out.push(close),
+                    None => {
+                        depth += 1;
+                        newline(&mut out, depth);
+                    }
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            _ => out.push(c),
+        }
     }
-    serde_json::to_string_pretty(&value).ok()
+    out
+}
+
+/// Whether a scan of JSON text is inside a string literal.
+#[derive(Default)]
+struct Strings {
+    inside: bool,
+    escaped: bool,
+}
+
+impl Strings {
+    /// Feeds the next character; true if it belongs to a string literal (quotes included).
+    fn feed(&mut self, c: char) -> bool {
+        if !self.inside {
+            self.inside = c == '"';
+            return self.inside;
+        }
+        if self.escaped {
+            self.escaped = false;
+        } else if c == '\\' {
+            self.escaped = true;
+        } else if c == '"' {
+            self.inside = false;
+        }
+        true
+    }
 }
 
 async fn requeue(args: SelectArgs) -> anyhow::Result<()> {
@@ -287,4 +357,44 @@ fn one_line(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_is_indented_with_its_keys_in_order() {
+        let text = r#"{"z":1, "a":{"s":"x\\\", y: {z} \"[ ]\""},"e":[],"o":{ },"l":[1,[2]]}"#;
+        let pretty = pretty_json("data", text).unwrap();
+        assert_eq!(
+            pretty,
+            r#"{
+  "z": 1,
+  "a": {
+    "s": "x\\\", y: {z} \"[ ]\""
+  },
+  "e": [],
+  "o": {},
+  "l": [
+    1,
+    [
+      2
+    ]
+  ]
+}"#
+        );
+        let reparsed: serde_json::Value = serde_json::from_str(&pretty).unwrap();
+        assert_eq!(
+            reparsed,
+            serde_json::from_str::<serde_json::Value>(text).unwrap()
+        );
+    }
+
+    #[test]
+    fn only_json_data_is_pretty_printed() {
+        assert_eq!(pretty_json("data", "not json"), None);
+        assert_eq!(pretty_json("data", "42"), None);
+        assert_eq!(pretty_json("metadata", "{}"), None);
+    }
 }

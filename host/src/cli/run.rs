@@ -8,7 +8,12 @@ use clap::Args;
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The configuration file.
-    #[arg(long, short, env = "WATCHTOWER_CONFIG", default_value = "watchtower.toml")]
+    #[arg(
+        long,
+        short,
+        env = "WATCHTOWER_CONFIG",
+        default_value = "watchtower.toml"
+    )]
     pub config: PathBuf,
 }
 

@@ -203,19 +203,19 @@ fn validate(raw: FileConfig, source: &Path) -> Result<Config, ConfigError> {
     )?)
     .map_err(|_| v.invalid("[consumer] `max_entry_bytes`", "too large for this machine"))?;
     let consumer = ConsumerConfig {
-        claim_interval: Duration::from_millis(v.positive(
-            "[consumer] `claim_interval_ms`",
-            raw.consumer
-                .claim_interval_ms
-                .unwrap_or((claim_idle_ms / 2).max(1)),
-        )?),
+        claim_interval: Duration::from_millis(
+            v.positive(
+                "[consumer] `claim_interval_ms`",
+                raw.consumer
+                    .claim_interval_ms
+                    .unwrap_or((claim_idle_ms / 2).max(1)),
+            )?,
+        ),
         consumer_grace: Duration::from_millis(v.positive(
             "[consumer] `consumer_grace_ms`",
             raw.consumer.consumer_grace_ms.unwrap_or(3_600_000),
         )?),
-        shutdown_timeout: Duration::from_millis(
-            raw.consumer.shutdown_timeout_ms.unwrap_or(10_000),
-        ),
+        shutdown_timeout: Duration::from_millis(raw.consumer.shutdown_timeout_ms.unwrap_or(10_000)),
         max_entry_bytes,
         name,
         claim_idle: Duration::from_millis(claim_idle_ms),
@@ -434,7 +434,10 @@ impl Validator<'_> {
             if !host.is_dir() {
                 return Err(self.invalid(
                     &at("dirs"),
-                    format!("`{guest}` maps to {}, which is not a directory", host.display()),
+                    format!(
+                        "`{guest}` maps to {}, which is not a directory",
+                        host.display()
+                    ),
                 ));
             }
             dirs.push((guest, host));

@@ -69,7 +69,11 @@ mod tests {
         }
     }
 
-    fn keyed(entries: Vec<StreamEntry>, concurrency: usize, key: Option<&str>) -> Vec<(u64, StreamEntry)> {
+    fn keyed(
+        entries: Vec<StreamEntry>,
+        concurrency: usize,
+        key: Option<&str>,
+    ) -> Vec<(u64, StreamEntry)> {
         entries
             .into_iter()
             .map(|e| (lane_key(&e, concurrency, key), e))
@@ -103,7 +107,10 @@ mod tests {
     fn concurrency_one_puts_everything_under_one_key() {
         let a = entry("1-0", "a");
         let b = entry("2-0", "b");
-        assert_eq!(lane_key(&a, 1, Some("truck_id")), lane_key(&b, 1, Some("truck_id")));
+        assert_eq!(
+            lane_key(&a, 1, Some("truck_id")),
+            lane_key(&b, 1, Some("truck_id"))
+        );
         let lanes = assign(keyed(vec![a, b], 1, Some("truck_id")), 1);
         assert_eq!(lanes.len(), 1);
         assert_eq!(lanes[0].len(), 2);

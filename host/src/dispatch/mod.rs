@@ -10,14 +10,12 @@ pub mod outcome;
 use std::sync::Arc;
 
 use serde_json::json;
-use watchtower_events::{
-    ERROR_OCCURRED, Envelope, ErrorOccurred, dlq_key, validate_payload, wire,
-};
+use watchtower_events::{ERROR_OCCURRED, Envelope, ErrorOccurred, dlq_key, validate_payload, wire};
 
 pub use outcome::{Attempt, Outcome, RetryPolicy, decide};
 
 use crate::redis::StreamEntry;
-use crate::redis::dlq::dead_letter_fields;
+use crate::redis::dlq::{FIELD_REDRIVE_STREAM, dead_letter_fields};
 use crate::registry::HandlerEntry;
 use crate::wasm::bindings::Event;
 use crate::wasm::{Effects, KvOverlay, PendingPublish, SourceEvent, WasmRuntime};
@@ -192,8 +190,12 @@ impl Dispatcher {
                 self.finish(entry, &Attempt::Handled, effects, event_id)
             }
             Err(failure) => {
-                let mut handled =
-                    self.finish(entry, &Attempt::Failed(&failure), Effects::default(), event_id);
+                let mut handled = self.finish(
+                    entry,
+                    &Attempt::Failed(&failure),
+                    Effects::default(),
+                    event_id,
+                );
                 if let Outcome::DeadLetter { reason } = &handled.outcome {
                     handled.effects = self.dead_letter(entry, fields, reason, Some(&envelope));
                 }
@@ -235,6 +237,14 @@ impl Dispatcher {
     ) -> Effects {
         let context = &self.handler.context;
         let handler = self.handler.name();
+        // A re-driven entry that fails again keeps naming the stream it first came from.
+        let origin = match self.source {
+            StreamSource::Redrive => fields
+                .iter()
+                .find(|(name, _)| name == FIELD_REDRIVE_STREAM)
+                .map(|(_, value)| String::from_utf8_lossy(value).into_owned()),
+            StreamSource::Events(_) => None,
+        };
         let letter = PendingPublish {
             stream: dlq_key(&context.namespace, handler),
             event_id: String::new(),
@@ -242,7 +252,7 @@ impl Dispatcher {
                 fields,
                 reason,
                 handler,
-                &self.stream,
+                origin.as_deref().unwrap_or(&self.stream),
                 &entry.id,
                 entry.delivery_count,
             )

@@ -170,10 +170,15 @@ mod tests {
     #[test]
     fn backoff_grows_stays_within_jitter_bounds_and_is_capped() {
         for delivery in 1..=12u32 {
-            let full = Duration::from_millis(200 * (1u64 << (delivery - 1))).min(POLICY.backoff_max);
+            let full =
+                Duration::from_millis(200 * (1u64 << (delivery - 1))).min(POLICY.backoff_max);
             for id in ["1-0", "2-0", "1733325000000-17"] {
                 let d = backoff(delivery, &POLICY, id);
-                assert!(d >= full / 2 && d <= full, "{delivery}: {d:?} not in [{:?}, {full:?}]", full / 2);
+                assert!(
+                    d >= full / 2 && d <= full,
+                    "{delivery}: {d:?} not in [{:?}, {full:?}]",
+                    full / 2
+                );
             }
         }
         assert!(backoff(12, &POLICY, "1-0") <= POLICY.backoff_max);
