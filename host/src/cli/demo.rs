@@ -14,7 +14,8 @@ use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use watchtower::publisher::{PublishOptions, publish};
-use watchtower_events::{ALERT_TRIGGERED, kv_key, stream_key};
+use watchtower::redis::dlq;
+use watchtower_events::{ALERT_TRIGGERED, ERROR_OCCURRED, kv_key, stream_key};
 
 /// Arguments of `demo`.
 #[derive(Debug, Args)]
@@ -139,9 +140,11 @@ async fn scenario(url: &str) -> anyhow::Result<()> {
         println!("  truck.status_changed  {number}: {old} -> {new}{note}");
     }
 
-    // Everything is delivered and all but the two doomed entries are acknowledged: the bad
-    // trip transition (rejected) and the chaos panic (trapped).
-    wait_until_settled(&mut conn, None, 2, Duration::from_secs(60)).await?;
+    // Everything is delivered and acknowledged: the bad trip transition is rejected at once,
+    // the chaos panic is retried three times; both end as dead letters.
+    println!("\nWaiting for the handlers (the panicking event is retried 3 times with backoff)...");
+    wait_until_settled(&mut conn, None, 0, Duration::from_secs(60)).await?;
+    wait_for_dead_letters(&mut conn, 2, Duration::from_secs(60)).await?;
 
     println!("\nWhat the handlers did:");
     let alerts: Vec<(String, Vec<(String, String)>)> =
@@ -176,15 +179,33 @@ async fn scenario(url: &str) -> anyhow::Result<()> {
     for (key, status) in &trips {
         println!("    {key} = {status}");
     }
-    println!(
-        "    the late trip-1001 completed -> in_progress was rejected: not applied, entry left pending"
-    );
+    if trips.get("trip:trip-1001").map(String::as_str) == Some("completed") {
+        println!("    (the late trip-1001 completed -> in_progress was rejected and not applied)");
+    }
     let chaos: BTreeMap<String, String> = conn.hgetall(kv_key(NAMESPACE, "chaos")).await?;
     println!(
-        "  chaos handled {} truck event(s); the one that panicked trapped in its sandbox, left no effects",
+        "  chaos handled {} truck event(s); the one that panicked trapped in its sandbox each time,",
         chaos.get("handled").map_or("0", String::as_str)
     );
-    println!("    and stayed pending; the host and the other handlers carried on\n");
+    println!("    left no effects, and the host and the other handlers carried on");
+
+    println!("\nDead letters (as `watchtower dlq list` shows them):");
+    for handler in ["trip-tracker", "chaos"] {
+        for letter in dlq::list(&mut conn, NAMESPACE, handler, 10).await? {
+            println!(
+                "  {handler:<13} after {} attempt(s): {}",
+                letter.attempts,
+                first_line(&letter.reason)
+            );
+        }
+    }
+    let errors: Vec<(String, Vec<(String, String)>)> =
+        xrange(&mut conn, &stream_key(NAMESPACE, ERROR_OCCURRED)).await?;
+    println!(
+        "  and {} error.occurred event(s) on {}\n",
+        errors.len(),
+        stream_key(NAMESPACE, ERROR_OCCURRED)
+    );
 
     println!("Streams (as `watchtower status` shows them):");
     for stream in watchtower::status::collect(&mut conn, NAMESPACE).await? {
@@ -258,6 +279,35 @@ async fn wait_until_settled(
     }
 }
 
+/// Waits until `count` dead letters exist across the demo's handlers.
+async fn wait_for_dead_letters(
+    conn: &mut ConnectionManager,
+    count: usize,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut total = 0;
+        for handler in ["speed-alert", "trip-tracker", "chaos"] {
+            total += dlq::count(conn, NAMESPACE, handler).await?;
+        }
+        if total >= count {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("expected {count} dead letters within {limit:?}, found {total}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    let line = text.lines().next().unwrap_or("");
+    line.char_indices()
+        .nth(140)
+        .map_or(line, |(i, _)| &line[..i])
+}
+
 /// Paths of the three example components, with the command to build them if missing.
 fn components(dir: &Path) -> anyhow::Result<[PathBuf; 3]> {
     let paths =
@@ -304,6 +354,8 @@ events = ["trip.created", "trip.status_changed"]
 name = "chaos"
 component = "{chaos}"
 events = ["truck.status_changed"]
+max_attempts = 3
+retry_backoff_ms = 100
 "#,
         speed = abs(speed),
         trips = abs(trips),

@@ -150,14 +150,24 @@ fn classify_trap(error: &wasmtime::Error, store: &Store<CallState>, timeout: Dur
         .downcast_ref::<Trap>()
         .map(ToString::to_string)
         .unwrap_or_else(|| format!("{error:#}"));
+    // Rust guests print `thread '…' panicked at FILE:LINE:COL:` and the message on the
+    // next line.
     let stderr = store.data().stderr.contents();
-    let panic_line = String::from_utf8_lossy(&stderr)
-        .lines()
-        .rev()
-        .find(|line| line.contains("panicked at"))
-        .map(str::to_owned);
+    let text = String::from_utf8_lossy(&stderr);
+    let lines: Vec<&str> = text.lines().collect();
+    let panic_line = lines
+        .iter()
+        .rposition(|line| line.contains("panicked at"))
+        .map(|i| match lines.get(i + 1) {
+            Some(message) => format!("{} {}", lines[i].trim_end(), message.trim()),
+            None => lines[i].to_owned(),
+        });
     match panic_line {
-        Some(line) => Failure::Trap(format!("{trap}: {line}")),
+        // The panic says more than "`unreachable` executed", which is how every panic ends.
+        Some(line) => {
+            let from = line.find("panicked at").unwrap_or(0);
+            Failure::Trap(line[from..].to_owned())
+        }
         None => Failure::Trap(trap),
     }
 }
