@@ -373,11 +373,24 @@ pub fn validate_payload(event_type: &str, data: &str) -> Result<(), PayloadError
         Some(EventType::SyncCompleted) => parses::<SyncCompleted>(data),
         Some(EventType::ErrorOccurred) => parses::<ErrorOccurred>(data),
     };
-    parsed.map_err(|err| error(without_position(&err)))
+    parsed.map_err(error)
 }
 
-fn parses<P: Payload>(data: &str) -> Result<(), serde_json::Error> {
-    serde_json::from_str::<P>(data).map(drop)
+/// Parses `data` as `P`; the error names the field at fault (`speed: invalid type: …`).
+fn parses<P: Payload>(data: &str) -> Result<(), String> {
+    let mut de = serde_json::Deserializer::from_str(data);
+    match serde_path_to_error::deserialize::<_, P>(&mut de) {
+        Ok(_) => Ok(()),
+        Err(err) => {
+            let path = err.path().to_string();
+            let message = without_position(err.inner());
+            if path == "." || message.contains(&format!("`{path}`")) {
+                Err(message)
+            } else {
+                Err(format!("field `{path}`: {message}"))
+            }
+        }
+    }
 }
 
 /// The serde_json message without its ` at line L column C` suffix: payloads are one-line
@@ -401,6 +414,16 @@ mod tests {
         let text = serde_json::to_string(&payload).unwrap();
         assert_eq!(validate_payload(P::EVENT_TYPE, &text), Ok(()), "{text}");
         assert_eq!(serde_json::from_str::<P>(&text).unwrap(), payload);
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_field() {
+        let err = validate_payload(
+            POSITION_UPDATED,
+            r#"{"truck_id":"t","truck_number":"T","lat":1,"lng":2,"speed":"very fast"}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("field `speed`"), "{err}");
     }
 
     #[test]

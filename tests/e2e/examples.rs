@@ -1,10 +1,11 @@
 //! The example handlers do what their READMEs promise, through a real host: speed-alert
 //! turns speeding positions into alerts, trip-tracker keeps each trip's status in kv.
 
+use watchtower_tests::dead_letters::{letter_for, wait_for_dead_letters};
 use watchtower_tests::fixtures::{
     DEFAULT_GROUP, position, str_field, trip_created, trip_key, trip_status_changed,
 };
-use watchtower_tests::groups::{pending_ids, wait_for_pending, wait_until_drained};
+use watchtower_tests::groups::{pending_ids, wait_until_drained};
 use watchtower_tests::streams::{entries, kv, publish_all, wait_for_field};
 use watchtower_tests::{
     Event, HandlerConfig, Host, HostConfig, RedisServer, guests, kv_key, publish, stream_key,
@@ -162,14 +163,19 @@ async fn trip_tracker_follows_a_trip_and_rejects_an_impossible_transition() {
     )
     .await;
     let changes = stream_key(ns, "trip.status_changed");
-    wait_for_pending(
-        &con,
-        &changes,
-        DEFAULT_GROUP,
-        &behind,
-        std::slice::from_ref(&impossible),
-    )
-    .await;
+    wait_until_drained(&con, &changes, DEFAULT_GROUP, &behind).await;
+    let letters = wait_for_dead_letters(&con, ns, "trip-tracker", 1).await;
+    assert_eq!(letters.len(), 1, "only the impossible change: {letters:?}");
+    let letter = letter_for(&letters, &impossible);
+    assert!(
+        letter.field("dlq_reason").starts_with("rejected: "),
+        "the tracker's refusal is the reason: {letter:?}"
+    );
+    assert_eq!(
+        letter.field("dlq_attempts"),
+        "1",
+        "a rejection is not retried"
+    );
 
     let trips = kv(&mut con, ns, "trip-tracker").await;
     assert_eq!(

@@ -11,8 +11,14 @@
 )]
 
 mod cli;
+mod dead_letter;
+mod dead_letter_cli;
 mod delivery;
 mod examples;
+mod faults;
 mod isolation;
+mod reclaim;
 mod recovery;
+mod retries;
+mod shutdown;
 mod wire_format;

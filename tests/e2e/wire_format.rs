@@ -4,8 +4,12 @@
 //! so these tests hold the contract itself.
 
 use serde_json::Value;
+use watchtower_tests::dead_letters::{
+    Expected, assert_dead_letter, assert_reported_once, letter_for, wait_for_dead_letters,
+    wait_for_error_reports,
+};
 use watchtower_tests::fixtures::{CHAOS_EVENT, DEFAULT_GROUP, truck_id};
-use watchtower_tests::groups::{wait_for_pending, wait_until_drained};
+use watchtower_tests::groups::wait_until_drained;
 use watchtower_tests::streams::{entries, kv, wait_for_field, xadd};
 use watchtower_tests::{HandlerConfig, Host, HostConfig, RedisServer, guests};
 
@@ -62,7 +66,7 @@ fn with_field(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_entries_stay_pending_and_do_not_block_the_entries_behind_them() {
+async fn malformed_entries_are_dead_lettered_at_once_and_do_not_block_the_entries_behind_them() {
     let redis = RedisServer::start().await;
     let mut con = redis.connection().await;
     let ns = "t_malformed";
@@ -74,25 +78,60 @@ async fn malformed_entries_stay_pending_and_do_not_block_the_entries_behind_them
     let host = Host::start(&config).await;
     let stream = format!("{ns}:events:{CHAOS_EVENT}");
 
+    // Each entry breaks the format in one way; the reason names what is wrong.
     let malformed = [
-        with_field(good_fields("no-data"), "data", None),
-        with_field(good_fields("no-event-id"), "event_id", None),
-        with_field(
-            good_fields("bad-timestamp"),
-            "timestamp",
-            Some("yesterday at noon"),
+        (
+            with_field(good_fields("no-data"), "data", None),
+            "malformed:missing:data",
         ),
-        with_field(good_fields("data-not-object"), "data", Some("[1,2,3]")),
-        with_field(good_fields("data-not-json"), "data", Some(r#"{"n":"#)),
-        with_field(good_fields("wrong-type"), "event_type", Some("chaos.other")),
+        (
+            with_field(good_fields("no-event-id"), "event_id", None),
+            "malformed:missing:event_id",
+        ),
+        (
+            with_field(
+                good_fields("bad-timestamp"),
+                "timestamp",
+                Some("yesterday at noon"),
+            ),
+            "malformed:timestamp",
+        ),
+        (
+            with_field(good_fields("data-not-object"), "data", Some("[1,2,3]")),
+            "malformed:not_json_object:data",
+        ),
+        (
+            with_field(good_fields("data-a-string"), "data", Some(r#""hello""#)),
+            "malformed:not_json_object:data",
+        ),
+        (
+            with_field(good_fields("data-not-json"), "data", Some(r#"{"n":"#)),
+            "malformed:not_json_object:data",
+        ),
+        (
+            with_field(good_fields("wrong-type"), "event_type", Some("chaos.other")),
+            "malformed:type_mismatch",
+        ),
+        (
+            with_field(good_fields("not-a-type"), "event_type", Some("Not A Type")),
+            "malformed:invalid_type",
+        ),
+        (
+            with_field(
+                good_fields("bad-metadata"),
+                "metadata",
+                Some(r#"{"hops":3}"#),
+            ),
+            "malformed:metadata",
+        ),
     ];
     let mut malformed_ids = Vec::new();
-    for fields in &malformed {
+    for (fields, _) in &malformed {
         malformed_ids.push(xadd(&mut con, &stream, fields).await);
     }
     let good_id = xadd(&mut con, &stream, &good_fields("good-one")).await;
 
-    wait_for_pending(&con, &stream, DEFAULT_GROUP, &good_id, &malformed_ids).await;
+    wait_until_drained(&con, &stream, DEFAULT_GROUP, &good_id).await;
     let state = kv(&mut con, ns, "chaos").await;
     assert_eq!(
         state.get("seen:good-one").map(String::as_str),
@@ -107,6 +146,34 @@ async fn malformed_entries_stay_pending_and_do_not_block_the_entries_behind_them
         leaked.is_empty(),
         "malformed entries reached the handler: {leaked:?}"
     );
+
+    let letters = wait_for_dead_letters(&con, ns, "chaos", malformed.len()).await;
+    assert_eq!(
+        letters.len(),
+        malformed.len(),
+        "one dead letter each: {letters:?}"
+    );
+    let sources = entries(&mut con, &stream).await;
+    let reports = wait_for_error_reports(&con, ns, malformed.len()).await;
+    for ((_, reason), id) in malformed.iter().zip(&malformed_ids) {
+        let letter = letter_for(&letters, id);
+        let source = sources
+            .iter()
+            .find(|entry| &entry.id == id)
+            .expect("the source entry is still in the stream");
+        assert_dead_letter(
+            letter,
+            source,
+            &Expected {
+                handler: "chaos",
+                stream: &stream,
+                attempts: 1,
+                reason_prefix: reason,
+            },
+        );
+        assert_eq!(letter.field("dlq_reason"), *reason, "{letter:?}");
+        assert_reported_once(&reports, letter);
+    }
     assert!(host.is_running(), "malformed entries do not stop the host");
     host.stop().await.expect("host stops cleanly");
 }

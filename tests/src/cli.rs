@@ -11,8 +11,9 @@
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -120,12 +121,14 @@ impl fmt::Display for CliOutput {
 /// A `watchtower` process that keeps running until told to stop, such as `watchtower run`.
 ///
 /// Its stdout and stderr are read while it runs, so a chatty process never blocks on a full
-/// pipe.
+/// pipe, and a test can look at what it has logged so far ([`RunningProcess::stderr_so_far`]).
 pub struct RunningProcess {
     label: String,
     child: Child,
     stdout: JoinHandle<String>,
     stderr: JoinHandle<String>,
+    /// Everything read from stderr so far; the reader task appends as lines arrive.
+    stderr_live: Arc<Mutex<Vec<u8>>>,
 }
 
 impl RunningProcess {
@@ -143,14 +146,35 @@ impl RunningProcess {
         let mut child = command(&args)
             .spawn()
             .unwrap_or_else(|err| panic!("start `{label}`: {err}"));
-        let stdout = collect(child.stdout.take());
-        let stderr = collect(child.stderr.take());
+        let stdout = collect(child.stdout.take(), Arc::default());
+        let stderr_live: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let stderr = collect(child.stderr.take(), Arc::clone(&stderr_live));
         RunningProcess {
             label,
             child,
             stdout,
             stderr,
+            stderr_live,
         }
+    }
+
+    /// Starts `watchtower --log-format json run --config CONFIG`: a host as an operator runs
+    /// it, logging one JSON object per line so tests can read levels and fields
+    /// ([`log_records`]).
+    pub fn run_host(config: &Path) -> RunningProcess {
+        RunningProcess::spawn([
+            OsStr::new("--log-format"),
+            OsStr::new("json"),
+            OsStr::new("run"),
+            OsStr::new("--config"),
+            config.as_os_str(),
+        ])
+    }
+
+    /// What the process has written to stderr up to now.
+    pub fn stderr_so_far(&self) -> String {
+        let bytes = self.stderr_live.lock().expect("not poisoned");
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// The process id.
@@ -167,13 +191,31 @@ impl RunningProcess {
 
     /// Sends SIGTERM, as a container runtime or systemd does to stop a service.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends SIGINT, as Ctrl-C in a terminal does.
+    pub fn interrupt(&self) {
+        self.signal("INT");
+    }
+
+    /// Sends `SIG{name}` with `kill`; panics if `kill` fails (the process is gone).
+    fn signal(&self, name: &str) {
         let pid = self.pid();
         let status = std::process::Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(pid.to_string())
             .status()
             .expect("run `kill`");
-        assert!(status.success(), "`kill -TERM {pid}` failed: {status}");
+        assert!(status.success(), "`kill -{name} {pid}` failed: {status}");
+    }
+
+    /// Kills the process with SIGKILL, as `kill -9` or an out-of-memory kill would: it gets
+    /// no chance to finish anything. Returns what it had written.
+    pub async fn kill(mut self) -> CliOutput {
+        // An error means the process has exited already; `wait` reports how.
+        let _ = self.child.start_kill();
+        self.wait(COMMAND_DEADLINE).await
     }
 
     /// Waits for the process to exit and collects its output; kills it and panics if it is
@@ -184,6 +226,7 @@ impl RunningProcess {
             mut child,
             stdout,
             stderr,
+            stderr_live: _,
         } = self;
         let status = match tokio::time::timeout(deadline, child.wait()).await {
             Ok(Ok(status)) => status,
@@ -204,17 +247,70 @@ impl RunningProcess {
     }
 }
 
-/// Reads a child's pipe to the end in a task.
-fn collect<R>(pipe: Option<R>) -> JoinHandle<String>
+/// Reads a child's pipe to the end in a task, appending to `live` as bytes arrive.
+fn collect<R>(pipe: Option<R>, live: Arc<Mutex<Vec<u8>>>) -> JoinHandle<String>
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
-        let mut bytes = Vec::new();
         if let Some(mut pipe) = pipe {
+            let mut buf = [0_u8; 8192];
             // A read error ends the capture; what was read so far is still worth showing.
-            let _ = pipe.read_to_end(&mut bytes).await;
+            while let Ok(n) = pipe.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                live.lock()
+                    .expect("not poisoned")
+                    .extend_from_slice(&buf[..n]);
+            }
         }
+        let bytes = live.lock().expect("not poisoned");
         String::from_utf8_lossy(&bytes).into_owned()
     })
+}
+
+/// One line of a host's JSON log (`--log-format json`).
+#[derive(Debug, Clone)]
+pub struct LogRecord {
+    /// `TRACE` … `ERROR`.
+    pub level: String,
+    /// The message.
+    pub message: String,
+    /// The whole line, for messages.
+    pub line: String,
+}
+
+impl LogRecord {
+    /// Whether this is a `WARN` or `ERROR` line.
+    pub fn is_warning(&self) -> bool {
+        matches!(self.level.as_str(), "WARN" | "ERROR")
+    }
+}
+
+/// The JSON lines of `log` (other lines, such as a final `error: …`, are skipped).
+pub fn log_records(log: &str) -> Vec<LogRecord> {
+    log.lines()
+        .filter_map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).ok()?;
+            let text = |key: &str| value.get(key)?.as_str().map(str::to_owned);
+            Some(LogRecord {
+                level: text("level")?,
+                message: text("message").unwrap_or_default(),
+                line: line.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Runs `watchtower run --config CONFIG` and waits for it to exit (at most `deadline`), for
+/// configurations the host must refuse.
+pub async fn run_until_exit(config: &Path, deadline: Duration) -> CliOutput {
+    RunningProcess::spawn([
+        OsStr::new("run"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ])
+    .wait(deadline)
+    .await
 }

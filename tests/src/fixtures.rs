@@ -4,9 +4,14 @@
 //! Ids are UUID-shaped and derived from a number, so a test can recompute which truck or
 //! event it expects to see in an alert or a kv key.
 
+use std::collections::{BTreeMap, HashMap};
+
+use redis::aio::MultiplexedConnection;
 use serde_json::{Value, json};
 
+use crate::cli::RunningProcess;
 use crate::streams::{Event, event_id};
+use crate::wait::{PATIENCE, eventually};
 
 /// The default consumer group of a handler.
 pub const DEFAULT_GROUP: &str = "watch_tower_consumers";
@@ -48,9 +53,124 @@ pub fn chaos_ok(n: u64) -> Event {
 }
 
 /// A `chaos` event that makes the guest fail in `mode` (`panic`, `loop`, `oom`, `retry`,
-/// `reject`, `publish-then-panic`).
+/// `reject`, `publish-then-panic`) or behave in `mode` with its defaults (`retry-until`,
+/// `slow`).
 pub fn chaos_fault(n: u64, mode: &str) -> Event {
     Event::new(event_id(n), CHAOS_EVENT, json!({ "n": n, "chaos": mode }))
+}
+
+/// A `chaos` event that asks to be retried until its attempt number reaches `succeed_at`;
+/// then the guest counts it and sets `attempt:{event_id}` to the attempt.
+pub fn chaos_retry_until(n: u64, succeed_at: u32) -> Event {
+    Event::new(
+        event_id(n),
+        CHAOS_EVENT,
+        json!({ "n": n, "chaos": "retry-until", "succeed_at": succeed_at }),
+    )
+}
+
+/// A `chaos` event whose call busy-waits `ms` milliseconds before counting it: a call that
+/// is still in flight when a test acts.
+pub fn chaos_slow(n: u64, ms: u64) -> Event {
+    Event::new(
+        event_id(n),
+        CHAOS_EVENT,
+        json!({ "n": n, "chaos": "slow", "ms": ms }),
+    )
+}
+
+/// `event` with the top-level payload field `field` set to `value` (an `ordering_key`).
+pub fn with_data(mut event: Event, field: &str, value: &str) -> Event {
+    if let Some(data) = event.data.as_object_mut() {
+        data.insert(field.to_owned(), Value::String(value.to_owned()));
+    }
+    event
+}
+
+/// The kv field where the `chaos` guest records the attempt a `retry-until` event
+/// succeeded on.
+pub fn attempt_key(event: &Event) -> String {
+    format!("attempt:{}", event.event_id)
+}
+
+/// The `seen:{event_id}` fields of a `chaos` handler's kv state, by event id.
+pub fn seen_counts(state: &HashMap<String, String>) -> BTreeMap<String, String> {
+    state
+        .iter()
+        .filter_map(|(key, value)| Some((key.strip_prefix("seen:")?.to_owned(), value.clone())))
+        .collect()
+}
+
+/// Asserts that a `chaos` handler with kv `state` handled exactly `events`, each once: every
+/// `seen:` is `"1"`, there is no other, and `handled` equals their number.
+pub fn assert_handled_exactly_once(state: &HashMap<String, String>, events: &[Event]) {
+    let seen = seen_counts(state);
+    let twice: Vec<(&String, &String)> = seen.iter().filter(|(_, n)| n.as_str() != "1").collect();
+    assert!(
+        twice.is_empty(),
+        "effects committed more than once: {:?}{}",
+        &twice[..twice.len().min(20)],
+        if twice.len() > 20 { " …" } else { "" }
+    );
+    let missing: Vec<&str> = events
+        .iter()
+        .map(|e| e.event_id.as_str())
+        .filter(|id| !seen.contains_key(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} events never handled, e.g. {:?}",
+        missing.len(),
+        events.len(),
+        &missing[..missing.len().min(20)]
+    );
+    assert_eq!(seen.len(), events.len(), "no other event was handled");
+    assert_eq!(
+        state.get("handled").map(String::as_str),
+        Some(events.len().to_string().as_str()),
+        "`handled` counts each event once"
+    );
+}
+
+/// The `handled` counter of the `chaos` handler `handler` (0 before its first commit).
+pub async fn handled(con: &mut MultiplexedConnection, ns: &str, handler: &str) -> u64 {
+    let key = watchtower_events::kv_key(ns, handler);
+    redis::cmd("HGET")
+        .arg(&key)
+        .arg("handled")
+        .query_async::<Option<u64>>(con)
+        .await
+        .unwrap_or_else(|err| panic!("HGET {key} handled: {err}"))
+        .unwrap_or(0)
+}
+
+/// Waits until the `chaos` handler `handler` of the host `process` has handled at least
+/// `count` events; fails at once if the process exits.
+pub async fn wait_for_handled(
+    con: &MultiplexedConnection,
+    ns: &str,
+    handler: &str,
+    count: u64,
+    process: &mut RunningProcess,
+) {
+    eventually(
+        PATIENCE,
+        &format!("{handler}: {count} events handled"),
+        || {
+            let exited = process.has_exited();
+            let mut con = con.clone();
+            async move {
+                assert!(!exited, "the host exited before it was told to");
+                let n = handled(&mut con, ns, handler).await;
+                if n >= count {
+                    Ok(())
+                } else {
+                    Err(format!("handled {n}"))
+                }
+            }
+        },
+    )
+    .await;
 }
 
 /// The kv field the `chaos` guest sets when it handles `event`.

@@ -29,6 +29,38 @@ pub async fn create_group(con: &mut MultiplexedConnection, stream: &str, group: 
         .unwrap_or_else(|err| panic!("XGROUP CREATE {stream} {group} {start}: {err}"));
 }
 
+/// `XGROUP CREATECONSUMER stream group consumer`: a consumer that joined the group and was
+/// never handed anything (a read that finds nothing new does not register one).
+pub async fn create_consumer(
+    con: &mut MultiplexedConnection,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+) {
+    let created: i64 = redis::cmd("XGROUP")
+        .arg("CREATECONSUMER")
+        .arg(stream)
+        .arg(group)
+        .arg(consumer)
+        .query_async(con)
+        .await
+        .unwrap_or_else(|err| panic!("XGROUP CREATECONSUMER {stream} {group} {consumer}: {err}"));
+    assert_eq!(created, 1, "{consumer} is new in {group}");
+}
+
+/// `XGROUP DESTROY stream group`: the group and its pending entries are gone, as when an
+/// operator deletes it by mistake.
+pub async fn destroy_group(con: &mut MultiplexedConnection, stream: &str, group: &str) {
+    let destroyed: i64 = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(stream)
+        .arg(group)
+        .query_async(con)
+        .await
+        .unwrap_or_else(|err| panic!("XGROUP DESTROY {stream} {group}: {err}"));
+    assert_eq!(destroyed, 1, "{group} existed on {stream}");
+}
+
 /// `XREADGROUP GROUP group consumer COUNT count STREAMS stream >` without acknowledging: the
 /// entries become pending for `consumer`, as if it had died right after reading. Returns
 /// their ids.
@@ -121,6 +153,82 @@ pub async fn pending(
     reply.ids.into_iter().map(|p| (p.id, p.consumer)).collect()
 }
 
+/// One pending entry as `XPENDING` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// The entry id.
+    pub id: String,
+    /// The consumer holding it.
+    pub consumer: String,
+    /// Milliseconds since it was last delivered.
+    pub idle_ms: u64,
+    /// How often it has been delivered.
+    pub deliveries: u64,
+}
+
+/// The entries pending in `group` with their owners, idle times and delivery counts,
+/// oldest first.
+pub async fn pending_details(
+    con: &mut MultiplexedConnection,
+    stream: &str,
+    group: &str,
+) -> Vec<Pending> {
+    try_pending_details(con, stream, group)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// [`pending_details`], with a missing group or stream as `Err` rather than a panic.
+async fn try_pending_details(
+    con: &mut MultiplexedConnection,
+    stream: &str,
+    group: &str,
+) -> Result<Vec<Pending>, String> {
+    let reply: StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(group)
+        .arg("-")
+        .arg("+")
+        .arg(100_000)
+        .query_async(con)
+        .await
+        .map_err(|err| format!("XPENDING {stream} {group}: {err}"))?;
+    Ok(reply
+        .ids
+        .into_iter()
+        .map(|p| Pending {
+            id: p.id,
+            consumer: p.consumer,
+            idle_ms: p.last_delivered_ms as u64,
+            deliveries: p.times_delivered as u64,
+        })
+        .collect())
+}
+
+/// Waits until entry `id` has been pending in `group` for at least `idle_ms`: a call
+/// handling it has been running that long. Returns its state.
+pub async fn wait_until_in_flight_for(
+    con: &MultiplexedConnection,
+    stream: &str,
+    group: &str,
+    id: &str,
+    idle_ms: u64,
+) -> Pending {
+    let what = format!("entry {id} pending in {group} for {idle_ms} ms");
+    eventually(PATIENCE, &what, || {
+        let mut con = con.clone();
+        async move {
+            // The host may not have created the group yet.
+            let all = try_pending_details(&mut con, stream, group).await?;
+            match all.into_iter().find(|p| p.id == id) {
+                Some(p) if p.idle_ms >= idle_ms => Ok(p),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await
+}
+
 /// The ids pending in `group`, oldest first.
 pub async fn pending_ids(
     con: &mut MultiplexedConnection,
@@ -199,6 +307,35 @@ pub async fn wait_for_pending_within(
         }
     })
     .await;
+}
+
+/// Waits until `group` has delivered every entry up to `id` to some consumer (handled or
+/// not): the host has read that far.
+pub async fn wait_for_delivery(con: &MultiplexedConnection, stream: &str, group: &str, id: &str) {
+    let what = format!("group {group} on {stream} to deliver {id}");
+    eventually(PATIENCE, &what, || {
+        let mut con = con.clone();
+        async move {
+            let info = group_info(&mut con, stream, group).await?;
+            if id_key(&info.last_delivered_id) >= id_key(id) {
+                Ok(())
+            } else {
+                Err(format!("last delivered {}", info.last_delivered_id))
+            }
+        }
+    })
+    .await;
+}
+
+/// [`wait_until_drained`] with a deadline of the caller's choosing, for large batches.
+pub async fn wait_until_drained_within(
+    deadline: Duration,
+    con: &MultiplexedConnection,
+    stream: &str,
+    group: &str,
+    last_id: &str,
+) {
+    wait_for_pending_within(deadline, con, stream, group, last_id, &[]).await;
 }
 
 /// Waits until `group` has handled and acknowledged every entry up to `last_id`.

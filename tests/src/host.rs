@@ -35,6 +35,10 @@ pub struct HostConfig {
     namespace: String,
     consumer_name: Option<String>,
     claim_idle_ms: Option<u64>,
+    claim_interval_ms: Option<u64>,
+    consumer_grace_ms: Option<u64>,
+    shutdown_timeout_ms: Option<u64>,
+    max_entry_bytes: Option<u64>,
     block_ms: Option<u64>,
     batch_size: Option<u64>,
     admin_listen: Option<String>,
@@ -49,6 +53,10 @@ impl HostConfig {
             namespace: namespace.into(),
             consumer_name: None,
             claim_idle_ms: None,
+            claim_interval_ms: None,
+            consumer_grace_ms: None,
+            shutdown_timeout_ms: None,
+            max_entry_bytes: None,
             block_ms: Some(TEST_BLOCK_MS),
             batch_size: None,
             admin_listen: Some(TEST_ADMIN_LISTEN.to_owned()),
@@ -63,9 +71,36 @@ impl HostConfig {
         self
     }
 
-    /// `[consumer] claim_idle_ms`.
+    /// `[consumer] claim_idle_ms`: how long an entry must have been idle in another
+    /// consumer before this host takes it over. Each handler's `retry_backoff_max_ms` must
+    /// stay below it.
     pub fn claim_idle_ms(mut self, ms: u64) -> Self {
         self.claim_idle_ms = Some(ms);
+        self
+    }
+
+    /// `[consumer] claim_interval_ms`: how often the host looks for entries to take over.
+    pub fn claim_interval_ms(mut self, ms: u64) -> Self {
+        self.claim_interval_ms = Some(ms);
+        self
+    }
+
+    /// `[consumer] consumer_grace_ms`: how long a consumer that owns nothing may stay idle
+    /// before the host removes it from the group.
+    pub fn consumer_grace_ms(mut self, ms: u64) -> Self {
+        self.consumer_grace_ms = Some(ms);
+        self
+    }
+
+    /// `[consumer] shutdown_timeout_ms`: how long calls in flight get to finish on shutdown.
+    pub fn shutdown_timeout_ms(mut self, ms: u64) -> Self {
+        self.shutdown_timeout_ms = Some(ms);
+        self
+    }
+
+    /// `[consumer] max_entry_bytes`: entries larger than this are dead-lettered unread.
+    pub fn max_entry_bytes(mut self, bytes: u64) -> Self {
+        self.max_entry_bytes = Some(bytes);
         self
     }
 
@@ -105,6 +140,14 @@ impl HostConfig {
             line(&mut consumer, "name", &quote(name));
         }
         opt_line(&mut consumer, "claim_idle_ms", self.claim_idle_ms);
+        opt_line(&mut consumer, "claim_interval_ms", self.claim_interval_ms);
+        opt_line(&mut consumer, "consumer_grace_ms", self.consumer_grace_ms);
+        opt_line(
+            &mut consumer,
+            "shutdown_timeout_ms",
+            self.shutdown_timeout_ms,
+        );
+        opt_line(&mut consumer, "max_entry_bytes", self.max_entry_bytes);
         opt_line(&mut consumer, "block_ms", self.block_ms);
         opt_line(&mut consumer, "batch_size", self.batch_size);
         if !consumer.is_empty() {
@@ -144,8 +187,15 @@ pub struct HandlerConfig {
     concurrency: Option<u32>,
     ordering_key: Option<String>,
     max_attempts: Option<u32>,
+    retry_backoff_ms: Option<u64>,
+    retry_backoff_max_ms: Option<u64>,
     timeout_ms: Option<u64>,
     memory_limit_mb: Option<u64>,
+    fuel: Option<u64>,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    dirs: Vec<(String, PathBuf)>,
+    network: Option<bool>,
     config: Vec<(String, String)>,
 }
 
@@ -165,8 +215,15 @@ impl HandlerConfig {
             concurrency: None,
             ordering_key: None,
             max_attempts: None,
+            retry_backoff_ms: None,
+            retry_backoff_max_ms: None,
             timeout_ms: None,
             memory_limit_mb: None,
+            fuel: None,
+            env: Vec::new(),
+            args: Vec::new(),
+            dirs: Vec::new(),
+            network: None,
             config: Vec::new(),
         }
     }
@@ -195,10 +252,28 @@ impl HandlerConfig {
         self
     }
 
-    /// `max_attempts`.
+    /// `max_attempts`: deliveries of an entry before a transient failure dead-letters it.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = Some(attempts);
         self
+    }
+
+    /// `retry_backoff_ms`: the delay before the first retry (it doubles per attempt).
+    pub fn retry_backoff_ms(mut self, ms: u64) -> Self {
+        self.retry_backoff_ms = Some(ms);
+        self
+    }
+
+    /// `retry_backoff_max_ms`: the longest delay between two attempts.
+    pub fn retry_backoff_max_ms(mut self, ms: u64) -> Self {
+        self.retry_backoff_max_ms = Some(ms);
+        self
+    }
+
+    /// Retries after 20 ms, then 40 ms, … at most 200 ms: failing entries reach their
+    /// verdict fast, and any `claim_idle_ms` of a second or more stays valid.
+    pub fn quick_retries(self) -> Self {
+        self.retry_backoff_ms(20).retry_backoff_max_ms(200)
     }
 
     /// `timeout_ms`: the wall-clock budget of one `handle` call.
@@ -210,6 +285,36 @@ impl HandlerConfig {
     /// `memory_limit_mb`: the cap on one instance's memory.
     pub fn memory_limit_mb(mut self, mb: u64) -> Self {
         self.memory_limit_mb = Some(mb);
+        self
+    }
+
+    /// `fuel`: how much fuel (roughly, wasm instructions) one call may burn.
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.fuel = Some(fuel);
+        self
+    }
+
+    /// Sets the environment variable `name` in the `env` table (what the guest may see).
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Appends to `args` (the guest's command-line arguments).
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Maps the host directory `host` to `guest` in the `dirs` table (read-only).
+    pub fn dir(mut self, guest: impl Into<String>, host: impl Into<PathBuf>) -> Self {
+        self.dirs.push((guest.into(), host.into()));
+        self
+    }
+
+    /// `network`: whether the guest may open connections.
+    pub fn network(mut self, allowed: bool) -> Self {
+        self.network = Some(allowed);
         self
     }
 
@@ -236,8 +341,28 @@ impl HandlerConfig {
             line(out, "ordering_key", &quote(key));
         }
         opt_line(out, "max_attempts", self.max_attempts);
+        opt_line(out, "retry_backoff_ms", self.retry_backoff_ms);
+        opt_line(out, "retry_backoff_max_ms", self.retry_backoff_max_ms);
         opt_line(out, "timeout_ms", self.timeout_ms);
         opt_line(out, "memory_limit_mb", self.memory_limit_mb);
+        opt_line(out, "fuel", self.fuel);
+        opt_line(out, "network", self.network);
+        if !self.env.is_empty() {
+            line(out, "env", &inline_table(&self.env));
+        }
+        if !self.args.is_empty() {
+            let args: Vec<String> = self.args.iter().map(|a| quote(a)).collect();
+            line(out, "args", &format!("[{}]", args.join(", ")));
+        }
+        if !self.dirs.is_empty() {
+            let dirs: Vec<(String, String)> = self
+                .dirs
+                .iter()
+                .map(|(guest, host)| (guest.clone(), host.to_string_lossy().into_owned()))
+                .collect();
+            line(out, "dirs", &inline_table(&dirs));
+        }
+        // Sub-tables come last: every key after `[handler.config]` would land in it.
         if !self.config.is_empty() {
             out.push_str("[handler.config]\n");
             for (key, value) in &self.config {
@@ -256,6 +381,15 @@ fn opt_line(out: &mut String, key: &str, value: Option<impl std::fmt::Display>) 
     if let Some(value) = value {
         line(out, key, &value.to_string());
     }
+}
+
+/// A TOML inline table of strings: `{ "k" = "v", … }`.
+fn inline_table(pairs: &[(String, String)]) -> String {
+    let items: Vec<String> = pairs
+        .iter()
+        .map(|(key, value)| format!("{} = {}", quote(key), quote(value)))
+        .collect();
+    format!("{{ {} }}", items.join(", "))
 }
 
 /// A TOML basic string. JSON string escapes are valid TOML escapes for everything a test

@@ -41,15 +41,19 @@
 //!
 //! # Layout
 //!
-//! - [`redis_server`]: [`RedisServer`], one private `redis-server` per test.
+//! - [`redis_server`]: [`RedisServer`], one private `redis-server` per test (durable and
+//!   restartable on request), and [`redis_server::OutageListener`] for while it is down.
 //! - [`wait`]: [`eventually`], polling a condition until a deadline.
 //! - [`guests`]: paths of the built example components.
 //! - [`host`]: [`Host`], a host running in-process from a [`HostConfig`] rendered to a
 //!   temporary `watchtower.toml`.
-//! - [`cli`]: running the `watchtower` binary ([`watchtower()`], [`RunningProcess`]).
+//! - [`cli`]: running the `watchtower` binary ([`watchtower()`], [`RunningProcess`]), its
+//!   JSON log.
 //! - [`streams`]: publishing in the wire format, reading entries back, handlers' kv state.
 //! - [`groups`]: consumer groups: creating, reading without ack, pending entries, waits.
-//! - [`fixtures`]: the events tests publish (positions, trips, `chaos` instructions).
+//! - [`dead_letters`]: dead-letter streams and the `error.occurred` events announcing them.
+//! - [`fixtures`]: the events tests publish (positions, trips, `chaos` instructions) and
+//!   checks of what `chaos` recorded.
 
 // The harness is test code compiled as a library: a failed setup step has no caller to
 // report to, so it panics with a message, as the tests themselves do.
@@ -60,6 +64,7 @@
 )]
 
 pub mod cli;
+pub mod dead_letters;
 pub mod fixtures;
 pub mod groups;
 pub mod guests;

@@ -1,18 +1,27 @@
 //! [`RedisServer`]: a private `redis-server` process for one test.
 //!
-//! Each test gets its own server on a free loopback port, with persistence off and its log
-//! and working directory in a temporary directory, so tests never share state and a failed
-//! test leaves no files behind. The server dies with its handle; the log is quoted in every
-//! panic about the server, because "connection refused" alone explains nothing.
+//! Each test gets its own server on a free loopback port, with its log and working directory
+//! in a temporary directory, so tests never share state and a failed test leaves no files
+//! behind. The server dies with its handle; the log is quoted in every panic about the
+//! server, because "connection refused" alone explains nothing.
+//!
+//! Persistence is off unless a test asks for a [durable](RedisServer::start_durable) server,
+//! which writes an append-only file synced on every write and so survives
+//! [`RedisServer::restart`] (a crash and a start on the same port) without losing anything it
+//! acknowledged. While a server is down, an [`OutageListener`] can hold its port to count
+//! how often clients try to come back.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use tempfile::TempDir;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// How long a fresh server may take to answer `PING`.
@@ -31,27 +40,42 @@ pub struct RedisServer {
     /// `None` once the process has been stopped or killed.
     child: Option<Child>,
     port: u16,
-    /// Holds the log file and the server's working directory; deleted on drop.
+    /// Holds the log file and the server's working directory (and, when durable, its
+    /// append-only file); deleted on drop.
     dir: TempDir,
+    /// Whether the server keeps an append-only file synced on every write.
+    durable: bool,
 }
 
 impl RedisServer {
-    /// Starts a server and returns once it answers `PING`.
+    /// Starts a server without persistence and returns once it answers `PING`.
     ///
     /// Panics (with the server's log) if `redis-server` is missing, exits, or does not become
     /// ready within ten seconds.
     pub async fn start() -> RedisServer {
+        RedisServer::start_with(false).await
+    }
+
+    /// Starts a server that keeps an append-only file with `appendfsync always`: every write
+    /// is on disk before it is acknowledged, so a crash ([`RedisServer::kill`]) followed by
+    /// [`RedisServer::start_again`] loses nothing a client was told had happened.
+    pub async fn start_durable() -> RedisServer {
+        RedisServer::start_with(true).await
+    }
+
+    async fn start_with(durable: bool) -> RedisServer {
         let mut dir = tempfile::Builder::new()
             .prefix("watchtower-redis-")
             .tempdir()
             .expect("create a temporary directory for redis-server");
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
-            let child = spawn(port, &dir);
+            let child = spawn(port, &dir, durable);
             let mut server = RedisServer {
                 child: Some(child),
                 port,
                 dir,
+                durable,
             };
             match server.wait_ready().await {
                 Ok(()) => return server,
@@ -109,7 +133,8 @@ impl RedisServer {
     }
 
     /// Stops the server the way an operator would (SIGTERM) and waits for it to exit; kills
-    /// it if it takes longer than ten seconds. Data is lost: persistence is off.
+    /// it if it takes longer than ten seconds. A durable server keeps its data for
+    /// [`RedisServer::start_again`]; any other loses it.
     pub fn stop(&mut self) {
         let Some(child) = self.child.as_mut() else {
             return;
@@ -134,13 +159,49 @@ impl RedisServer {
         self.kill();
     }
 
-    /// Kills the server with SIGKILL, as a crash would, and reaps it.
+    /// Kills the server with SIGKILL, as a crash would, and reaps it. The port is free
+    /// once this returns.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             // An error means the process has exited already, which is what we want.
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Starts the server again after [`RedisServer::kill`] or [`RedisServer::stop`], on the
+    /// same port and in the same directory (so a durable server reloads its append-only
+    /// file), and returns once it answers `PING`. Connections made before are dead; clients
+    /// reconnect to the same URL.
+    ///
+    /// Panics if the server is still running or cannot get its port back.
+    pub async fn start_again(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "start_again needs a stopped server; kill it first"
+        );
+        self.child = Some(spawn(self.port, &self.dir, self.durable));
+        match self.wait_ready().await {
+            Ok(()) => {}
+            Err(Startup::PortTaken) => panic!(
+                "redis-server could not get port {} back: it is taken\n{}",
+                self.port,
+                self.log_excerpt()
+            ),
+            Err(Startup::Failed(why)) => panic!(
+                "redis-server on port {} did not start again: {why}\n{}",
+                self.port,
+                self.log_excerpt()
+            ),
+        }
+    }
+
+    /// Crashes the server (SIGKILL) and starts it again on the same port: a restart as a
+    /// container runtime does it after an out-of-memory kill. Only a durable server keeps
+    /// its data.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.start_again().await;
     }
 
     fn log_path(&self) -> PathBuf {
@@ -224,13 +285,21 @@ enum Startup {
     Failed(String),
 }
 
-fn spawn(port: u16, dir: &TempDir) -> Child {
+fn spawn(port: u16, dir: &TempDir, durable: bool) -> Child {
     let log = dir.path().join("redis.log");
-    Command::new("redis-server")
+    let mut command = Command::new("redis-server");
+    command
         .args(["--port", &port.to_string()])
         .args(["--bind", "127.0.0.1"])
-        .args(["--save", ""])
-        .args(["--appendonly", "no"])
+        .args(["--save", ""]);
+    if durable {
+        command
+            .args(["--appendonly", "yes"])
+            .args(["--appendfsync", "always"]);
+    } else {
+        command.args(["--appendonly", "no"]);
+    }
+    command
         .args(["--daemonize", "no"])
         .arg("--logfile")
         .arg(&log)
@@ -250,4 +319,43 @@ pub fn free_port() -> u16 {
         .local_addr()
         .expect("a bound socket has an address")
         .port()
+}
+
+/// Holds the port of a server that is down, accepting every connection and closing it at
+/// once, and counts the attempts: what a client that keeps trying to reconnect looks like
+/// from the server's side. Redis itself would refuse the connection, which leaves no trace
+/// a test can count.
+pub struct OutageListener {
+    attempts: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl OutageListener {
+    /// Binds `127.0.0.1:port` (the port of a killed [`RedisServer`]).
+    pub async fn bind(port: u16) -> OutageListener {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap_or_else(|err| panic!("hold port {port} during the outage: {err}"));
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&attempts);
+        let task = tokio::spawn(async move {
+            // The connection is dropped at once: the client sees the server hang up.
+            while let Ok((_connection, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        OutageListener { attempts, task }
+    }
+
+    /// How many connections clients have opened so far.
+    pub fn attempts(&self) -> usize {
+        self.attempts.load(Ordering::SeqCst)
+    }
+
+    /// Stops listening and frees the port (once this returns, the server can bind it again).
+    pub async fn close(self) {
+        self.task.abort();
+        // The task owns the listener: once it has ended, the socket is closed.
+        let _ = self.task.await;
+    }
 }

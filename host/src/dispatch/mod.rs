@@ -15,7 +15,7 @@ use watchtower_events::{ERROR_OCCURRED, Envelope, ErrorOccurred, dlq_key, valida
 pub use outcome::{Attempt, Outcome, RetryPolicy, decide};
 
 use crate::redis::StreamEntry;
-use crate::redis::dlq::{FIELD_REDRIVE_STREAM, dead_letter_fields};
+use crate::redis::dlq::{FIELD_REDRIVE_ID, FIELD_REDRIVE_STREAM, dead_letter_fields};
 use crate::registry::HandlerEntry;
 use crate::wasm::bindings::Event;
 use crate::wasm::{Effects, KvOverlay, PendingPublish, SourceEvent, WasmRuntime};
@@ -237,13 +237,19 @@ impl Dispatcher {
     ) -> Effects {
         let context = &self.handler.context;
         let handler = self.handler.name();
-        // A re-driven entry that fails again keeps naming the stream it first came from.
-        let origin = match self.source {
-            StreamSource::Redrive => fields
+        // A re-driven entry that fails again keeps naming where it first came from.
+        let field = |name: &str| {
+            fields
                 .iter()
-                .find(|(name, _)| name == FIELD_REDRIVE_STREAM)
-                .map(|(_, value)| String::from_utf8_lossy(value).into_owned()),
-            StreamSource::Events(_) => None,
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        let (stream, entry_id) = match self.source {
+            StreamSource::Redrive => (
+                field(FIELD_REDRIVE_STREAM).unwrap_or_else(|| self.stream.to_string()),
+                field(FIELD_REDRIVE_ID).unwrap_or_else(|| entry.id.clone()),
+            ),
+            StreamSource::Events(_) => (self.stream.to_string(), entry.id.clone()),
         };
         let letter = PendingPublish {
             stream: dlq_key(&context.namespace, handler),
@@ -252,8 +258,8 @@ impl Dispatcher {
                 fields,
                 reason,
                 handler,
-                origin.as_deref().unwrap_or(&self.stream),
-                &entry.id,
+                &stream,
+                &entry_id,
                 entry.delivery_count,
             )
             .into_iter()
@@ -263,8 +269,8 @@ impl Dispatcher {
 
         let mut details = serde_json::Map::new();
         details.insert("handler".into(), json!(handler));
-        details.insert("stream".into(), json!(&*self.stream));
-        details.insert("entry_id".into(), json!(entry.id));
+        details.insert("stream".into(), json!(stream));
+        details.insert("entry_id".into(), json!(entry_id));
         details.insert("attempts".into(), json!(entry.delivery_count));
         details.insert("reason".into(), json!(reason));
         if let Some(envelope) = envelope {

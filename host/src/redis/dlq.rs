@@ -33,6 +33,8 @@ pub const FIELD_DLQ_ATTEMPTS: &str = "dlq_attempts";
 pub const FIELD_DLQ_AT: &str = "dlq_at";
 /// On a re-drive entry: the stream the event originally came from.
 pub const FIELD_REDRIVE_STREAM: &str = "redrive_stream";
+/// On a re-drive entry: the event's entry id in `redrive_stream`.
+pub const FIELD_REDRIVE_ID: &str = "redrive_id";
 /// On a re-drive entry: the id the dead letter had in the dead-letter stream.
 pub const FIELD_REDRIVE_DLQ_ID: &str = "redrive_dlq_id";
 
@@ -80,7 +82,7 @@ pub fn dead_letter_fields(
 }
 
 /// The fields of the re-drive entry for `letter`: its original fields, then where it came
-/// from (`redrive_stream`) and which dead letter it was (`redrive_dlq_id`).
+/// from (`redrive_stream`, `redrive_id`) and which dead letter it was (`redrive_dlq_id`).
 pub fn redrive_fields(letter: &DeadLetter) -> Vec<(String, Vec<u8>)> {
     let mut fields: Vec<(String, Vec<u8>)> = letter
         .fields
@@ -91,6 +93,10 @@ pub fn redrive_fields(letter: &DeadLetter) -> Vec<(String, Vec<u8>)> {
     fields.push((
         FIELD_REDRIVE_STREAM.to_owned(),
         letter.stream.as_bytes().to_vec(),
+    ));
+    fields.push((
+        FIELD_REDRIVE_ID.to_owned(),
+        letter.source_id.as_bytes().to_vec(),
     ));
     fields.push((
         FIELD_REDRIVE_DLQ_ID.to_owned(),
@@ -599,6 +605,7 @@ mod tests {
             fields[3..],
             [
                 field(FIELD_REDRIVE_STREAM, "ns:events:trip.status_changed"),
+                field(FIELD_REDRIVE_ID, &letter.source_id),
                 field(FIELD_REDRIVE_DLQ_ID, "5-0"),
             ]
         );

@@ -12,7 +12,7 @@ use wasmtime::{Config, Engine};
 use super::bindings::Handler;
 use super::state::CallState;
 
-/// Interval of the epoch ticker; call timeouts are rounded up to a multiple of it.
+/// Interval of the epoch ticker: a running call yields and checks its deadline this often.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The shared compilation and execution environment of all handlers.
@@ -68,13 +68,6 @@ impl WasmRuntime {
     pub fn linker(&self) -> &Linker<CallState> {
         &self.linker
     }
-
-    /// Epoch ticks that cover `timeout` (at least one).
-    pub fn ticks_for(timeout: Duration) -> u64 {
-        let tick = EPOCH_TICK.as_micros();
-        let ticks = timeout.as_micros().div_ceil(tick);
-        u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
-    }
 }
 
 /// One thread for the whole host that advances the engine's epoch every [`EPOCH_TICK`], so
@@ -109,18 +102,5 @@ impl Drop for EpochTicker {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timeouts_round_up_to_whole_ticks() {
-        assert_eq!(WasmRuntime::ticks_for(Duration::from_millis(1)), 1);
-        assert_eq!(WasmRuntime::ticks_for(Duration::from_millis(10)), 1);
-        assert_eq!(WasmRuntime::ticks_for(Duration::from_millis(11)), 2);
-        assert_eq!(WasmRuntime::ticks_for(Duration::from_secs(1)), 100);
     }
 }

@@ -3,9 +3,9 @@
 //! it ended. The store (and with it the instance) is dropped after the call, trapped or not.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::{Event, HandleError};
 use super::component::LoadedHandler;
@@ -117,7 +117,18 @@ impl WasmRuntime {
             .map_err(|error| Failure::Instantiate(format!("sandbox: {error}")))?;
         let mut store = Store::new(self.engine(), state);
         store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(WasmRuntime::ticks_for(limits.timeout));
+        // At every epoch tick the call yields to the async runtime, so a long call never
+        // starves the tasks sharing its worker thread (signals, reads, other handlers), and
+        // is interrupted once its wall-clock deadline has passed.
+        let deadline = Instant::now() + limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
         if self.fuel_metered() {
             // Metering is engine-wide; handlers without a budget get an unlimited one.
             store
