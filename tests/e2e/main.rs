@@ -20,5 +20,6 @@ mod isolation;
 mod reclaim;
 mod recovery;
 mod retries;
+mod sandbox;
 mod shutdown;
 mod wire_format;

@@ -12,6 +12,7 @@
 //! | `reject` | returns `HandleError::Reject` | dead-lettered at once |
 //! | `publish-then-panic` | publishes an `alert.triggered`, then panics | a trap; the alert is never committed |
 //! | `retry-until` | returns `HandleError::Retry` until `event.attempt` reaches `data.succeed_at` (default 3), then counts like a normal event and sets kv `attempt:{event_id}` to the attempt | retried with backoff; shows the attempt number reaching the guest |
+//! | `sandbox` | prints a line on stdout and one on stderr, then records what the sandbox lets it see: kv `sandbox:env` (variable `CHAOS_PROBE` or `unset`), `sandbox:args` (its arguments, space-separated), `sandbox:file` (contents of `/data/probe.txt` or `error`) | the grants of the handler's config, and guest output in the log |
 //! | `slow` | busy-waits `data.ms` milliseconds (default 200), then counts like a normal event | a call still in flight, for shutdown and swap tests |
 //!
 //! Any other event (no `chaos` field, or another value) is handled normally and leaves
@@ -72,10 +73,7 @@ impl Handler for Chaos {
                 );
             }
             "retry-until" => {
-                let succeed_at = data
-                    .get("succeed_at")
-                    .and_then(|n| n.as_u64())
-                    .unwrap_or(3);
+                let succeed_at = data.get("succeed_at").and_then(|n| n.as_u64()).unwrap_or(3);
                 if u64::from(event.attempt()) < succeed_at {
                     return Err(HandleError::retry(format!(
                         "chaos: attempt {} of {succeed_at}",
@@ -86,6 +84,12 @@ impl Handler for Chaos {
                     &format!("attempt:{}", event.event_id()),
                     &event.attempt().to_string(),
                 );
+                count(&event)
+            }
+            "sandbox" => {
+                println!("chaos: sandbox probe for {}", event.event_id());
+                eprintln!("chaos: probing the sandbox");
+                probe_sandbox();
                 count(&event)
             }
             "slow" => {
@@ -116,6 +120,16 @@ fn increment(key: &str) -> Result<u64, HandleError> {
     let next = current + 1;
     kv::set(key, &next.to_string());
     Ok(next)
+}
+
+/// Records what the sandbox grants: an environment variable, the arguments, a file.
+fn probe_sandbox() {
+    let env = std::env::var("CHAOS_PROBE").unwrap_or_else(|_| "unset".to_owned());
+    kv::set("sandbox:env", &env);
+    let args: Vec<String> = std::env::args().collect();
+    kv::set("sandbox:args", &args.join(" "));
+    let file = std::fs::read_to_string("/data/probe.txt").unwrap_or_else(|_| "error".to_owned());
+    kv::set("sandbox:file", file.trim());
 }
 
 /// Spins for `duration` of wall-clock time (the guest's clock comes from the host).
