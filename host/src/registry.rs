@@ -5,12 +5,12 @@
 //! call that starts after [`HandlerEntry::swap`] returns uses the new one.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 
-use crate::config::HandlerConfig;
-use crate::wasm::{CallLimits, HandlerContext, LoadedHandler};
+use crate::config::{HandlerConfig, Isolation};
+use crate::wasm::{CallLimits, HandlerContext, Instance, LoadedHandler};
 
 /// One configured handler and its live component.
 pub struct HandlerEntry {
@@ -19,6 +19,8 @@ pub struct HandlerEntry {
     /// What its calls share (name, kv key, config table, connection).
     pub context: Arc<HandlerContext>,
     current: ArcSwap<LoadedHandler>,
+    /// Idle warm instances (at most one per lane in flight, so the pool stays small).
+    idle: Mutex<Vec<Instance>>,
 }
 
 impl HandlerEntry {
@@ -28,6 +30,34 @@ impl HandlerEntry {
             config,
             context,
             current: ArcSwap::from_pointee(loaded),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An idle instance of `version`, if one is warm. Instances of other versions found on
+    /// the way are dropped: they belong to a version that has been swapped out.
+    pub fn take_instance(&self, version: &Arc<LoadedHandler>) -> Option<Instance> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(instance) = idle.pop() {
+            if Arc::ptr_eq(&instance.version, version) {
+                return Some(instance);
+            }
+        }
+        None
+    }
+
+    /// Returns an instance after a call it survived, unless the handler's isolation says
+    /// it must go (per-event mode, or it has served `recycle_after` calls).
+    pub fn return_instance(&self, instance: Instance) {
+        let keep = match self.config.isolation {
+            Isolation::Reuse { recycle_after } => instance.calls < recycle_after,
+            Isolation::PerEvent => false,
+        };
+        if keep {
+            self.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(instance);
         }
     }
 

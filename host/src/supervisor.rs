@@ -67,9 +67,10 @@ pub async fn run(
 
     // A component that compiles but cannot be instantiated (a trapping start function, a
     // memory larger than its limit) is refused now, with its reason, not on every event.
+    // The instance made to find out is the handler's first warm one.
     for handler in registry.iter() {
-        runtime
-            .try_instantiate(
+        let instance = runtime
+            .instantiate(
                 &handler.current(),
                 handler.context.clone(),
                 handler.limits(),
@@ -82,6 +83,7 @@ pub async fn run(
                     handler.config.component.display()
                 )
             })?;
+        handler.return_instance(instance);
     }
 
     let mut consumers = JoinSet::new();

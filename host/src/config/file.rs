@@ -97,6 +97,11 @@ pub struct HandlerSection {
     pub retry_backoff_ms: Option<u64>,
     /// Longest retry delay (default 10000); must stay below `claim_idle_ms`.
     pub retry_backoff_max_ms: Option<u64>,
+    /// `reuse` (default): an instance serves many events (guest memory is a cache, state
+    /// belongs in kv); `per-event`: a fresh instance for every event.
+    pub isolation: Option<String>,
+    /// With `reuse`, replace an instance after this many calls (default 10000).
+    pub recycle_after: Option<u64>,
     /// Fuel (roughly, wasm instructions) one call may use; unset = unlimited. Setting it on
     /// any handler turns fuel metering on for all, which costs ~25% of call throughput.
     pub fuel: Option<u64>,

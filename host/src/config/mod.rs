@@ -87,6 +87,19 @@ pub enum StartFrom {
     Latest,
 }
 
+/// How long a handler's instances live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// An instance serves calls until it traps, its version is swapped out, or it has served
+    /// `recycle_after` calls. Guest memory survives between events: a cache, never state.
+    Reuse {
+        /// Calls after which the instance is replaced.
+        recycle_after: u64,
+    },
+    /// Every event gets a fresh instance (~35 µs more per event).
+    PerEvent,
+}
+
 /// What a handler's sandbox may reach. The default grants nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SandboxGrants {
@@ -127,6 +140,8 @@ pub struct HandlerConfig {
     pub retry_backoff: Duration,
     /// Longest retry delay.
     pub retry_backoff_max: Duration,
+    /// Instance lifetime.
+    pub isolation: Isolation,
     /// Fuel per call, when metered.
     pub fuel: Option<u64>,
     /// What the sandbox grants beyond pure computation.
@@ -424,6 +439,19 @@ impl Validator<'_> {
                 "must be at least `retry_backoff_ms`",
             ));
         }
+        let isolation = match raw.isolation.as_deref() {
+            None | Some("reuse") => Isolation::Reuse {
+                recycle_after: self
+                    .positive(&at("recycle_after"), raw.recycle_after.unwrap_or(10_000))?,
+            },
+            Some("per-event") => Isolation::PerEvent,
+            Some(other) => {
+                return Err(self.invalid(
+                    &at("isolation"),
+                    format!("`{other}` must be \"reuse\" or \"per-event\""),
+                ));
+            }
+        };
         let fuel = match raw.fuel {
             Some(fuel) => Some(self.positive(&at("fuel"), fuel)?),
             None => None,
@@ -482,6 +510,7 @@ impl Validator<'_> {
             memory_limit_bytes,
             retry_backoff,
             retry_backoff_max,
+            isolation,
             fuel,
             sandbox,
             config,
@@ -638,6 +667,22 @@ events = ["Position"]
         ));
         assert!(msg.contains("`retry_backoff_max_ms`"), "{msg}");
         assert!(msg.contains("claim_idle_ms"), "{msg}");
+    }
+
+    #[test]
+    fn instances_are_reused_by_default_and_per_event_on_request() {
+        let cfg = with_component(MINIMAL).1.unwrap();
+        assert_eq!(
+            cfg.handlers[0].isolation,
+            Isolation::Reuse {
+                recycle_after: 10_000
+            }
+        );
+        let text = format!("{MINIMAL}isolation = \"per-event\"\n");
+        let cfg = with_component(&text).1.unwrap();
+        assert_eq!(cfg.handlers[0].isolation, Isolation::PerEvent);
+        let msg = err(&format!("{MINIMAL}isolation = \"shared\"\n"));
+        assert!(msg.contains("`isolation`"), "{msg}");
     }
 
     #[test]

@@ -18,7 +18,9 @@ use crate::redis::StreamEntry;
 use crate::redis::dlq::{FIELD_REDRIVE_ID, FIELD_REDRIVE_STREAM, dead_letter_fields};
 use crate::registry::HandlerEntry;
 use crate::wasm::bindings::Event;
-use crate::wasm::{Effects, KvOverlay, PendingPublish, SourceEvent, WasmRuntime};
+use crate::wasm::{
+    CallReport, Effects, Failure, KvOverlay, PendingPublish, SourceEvent, WasmRuntime,
+};
 
 /// The result of handling one entry.
 #[derive(Debug)]
@@ -171,18 +173,7 @@ impl Dispatcher {
             data: envelope.data.clone(),
             attempt: entry.delivery_count,
         };
-        let loaded = self.handler.current();
-        let result = self
-            .runtime
-            .call(
-                &loaded,
-                self.handler.context.clone(),
-                source,
-                overlay.clone(),
-                &event,
-                self.handler.limits(),
-            )
-            .await;
+        let result = self.invoke(source, overlay, &event).await;
         let event_id = Some(envelope.event_id.clone());
         match result {
             Ok(effects) => {
@@ -202,6 +193,29 @@ impl Dispatcher {
                 handled
             }
         }
+    }
+
+    /// Runs the call on a warm instance of the current version (or a new one), and gives
+    /// the instance back if it survived.
+    async fn invoke(&self, source: SourceEvent, overlay: &KvOverlay, event: &Event) -> CallReport {
+        let limits = self.handler.limits();
+        let version = self.handler.current();
+        let mut instance = match self.handler.take_instance(&version) {
+            Some(instance) => instance,
+            None => {
+                self.runtime
+                    .instantiate(&version, self.handler.context.clone(), limits)
+                    .await?
+            }
+        };
+        let result = self
+            .runtime
+            .call(&mut instance, source, overlay.clone(), event, limits)
+            .await;
+        if result.as_ref().err().is_none_or(Failure::instance_survives) {
+            self.handler.return_instance(instance);
+        }
+        result
     }
 
     fn finish(

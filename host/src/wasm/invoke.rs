@@ -1,13 +1,14 @@
-//! One sandboxed call of `handle`: a fresh store with a deadline and a memory cap, an
-//! instance from the handler's `InstancePre`, the call, and a verdict that says exactly how
-//! it ended. The store (and with it the instance) is dropped after the call, trapped or not.
+//! Instances and calls: an [`Instance`] is a store (sandbox, memory cap) plus an instance of
+//! one handler version; [`WasmRuntime::call`] runs `handle` on it under a deadline (and
+//! fuel) and says exactly how the call ended. Whether an instance serves another call is
+//! the caller's choice; one that trapped must not ([`Failure::instance_survives`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-use super::bindings::{Event, HandleError};
+use super::bindings::{Event, HandleError, Handler};
 use super::component::LoadedHandler;
 use super::engine::WasmRuntime;
 use super::host_api::KvUnavailable;
@@ -50,28 +51,78 @@ pub enum Failure {
 /// What a finished call produced: the buffered effects if it succeeded.
 pub type CallReport = Result<Effects, Failure>;
 
+impl Failure {
+    /// Whether the instance that produced this failure may serve another call. A handler's
+    /// own `retry` or `reject` leaves it intact; a trap of any kind does not.
+    pub fn instance_survives(&self) -> bool {
+        matches!(self, Failure::Retry(_) | Failure::Reject(_))
+    }
+}
+
+/// A live instance of one version of a handler, with its store. Reusable across calls
+/// until it traps, the version changes, or it has served `recycle_after` calls.
+pub struct Instance {
+    store: Store<CallState>,
+    bindings: Handler,
+    /// The version it was instantiated from.
+    pub version: Arc<LoadedHandler>,
+    /// Calls it has served.
+    pub calls: u64,
+}
+
 impl WasmRuntime {
-    /// Calls `handle` of `loaded` with `event` in a fresh, limited store.
+    /// Instantiates `loaded` in a new store with the handler's sandbox and limits.
+    pub async fn instantiate(
+        &self,
+        loaded: &Arc<LoadedHandler>,
+        handler: Arc<HandlerContext>,
+        limits: CallLimits,
+    ) -> Result<Instance, Failure> {
+        let state = CallState::new(handler, limits.memory_limit_bytes)
+            .map_err(|error| Failure::Instantiate(format!("sandbox: {error}")))?;
+        let mut store = Store::new(self.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        // At every epoch tick a running call yields to the async runtime, so a long call
+        // never starves the tasks sharing its worker thread (signals, reads, other
+        // handlers), and is interrupted once its wall-clock deadline has passed.
+        store.epoch_deadline_callback(|ctx| {
+            Ok(if Instant::now() >= ctx.data().deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        prepare(self, &mut store, limits)?;
+        match loaded.pre.instantiate_async(&mut store).await {
+            Ok(bindings) => Ok(Instance {
+                store,
+                bindings,
+                version: loaded.clone(),
+                calls: 0,
+            }),
+            Err(error) => Err(classify_trap(&error, &store, limits.timeout)),
+        }
+    }
+
+    /// Calls `handle` on `instance` with `event`, under the handler's limits.
     pub async fn call(
         &self,
-        loaded: &LoadedHandler,
-        handler: Arc<HandlerContext>,
+        instance: &mut Instance,
         source: SourceEvent,
         overlay: KvOverlay,
         event: &Event,
         limits: CallLimits,
     ) -> CallReport {
-        let mut store = self.new_store(handler, source, overlay, limits)?;
-
-        let outcome = match loaded.pre.instantiate_async(&mut store).await {
-            Ok(instance) => instance
-                .call_handle(&mut store, event)
-                .await
-                .map_err(|error| classify_trap(&error, &store, limits.timeout)),
-            Err(error) => Err(Failure::Instantiate(format!("{error:#}"))),
-        };
+        instance.calls += 1;
+        let store = &mut instance.store;
+        store.data_mut().begin(source, overlay, Instant::now());
+        prepare(self, store, limits)?;
+        let outcome = instance
+            .bindings
+            .call_handle(&mut *store, event)
+            .await
+            .map_err(|error| classify_trap(&error, store, limits.timeout));
         log_guest_output(store.data());
-
         match outcome {
             Ok(Ok(())) => Ok(std::mem::take(&mut store.data_mut().effects)),
             Ok(Err(HandleError::Retry(reason))) => Err(Failure::Retry(reason)),
@@ -81,62 +132,21 @@ impl WasmRuntime {
     }
 }
 
-impl WasmRuntime {
-    /// Instantiates `loaded` once without calling it, to find components that cannot be
-    /// instantiated (a trapping start function, a memory over the limit) before any event.
-    pub async fn try_instantiate(
-        &self,
-        loaded: &LoadedHandler,
-        handler: Arc<HandlerContext>,
-        limits: CallLimits,
-    ) -> Result<(), Failure> {
-        let source = SourceEvent {
-            stream: String::new(),
-            entry_id: String::new(),
-            event_id: String::new(),
-            correlation_id: String::new(),
-        };
-        let mut store = self.new_store(handler, source, KvOverlay::default(), limits)?;
-        match loaded.pre.instantiate_async(&mut store).await {
-            Ok(_) => Ok(()),
-            Err(error) => Err(classify_trap(&error, &store, limits.timeout)),
-        }
+/// Arms the deadline and (when metered) the fuel of the next call or instantiation.
+fn prepare(
+    runtime: &WasmRuntime,
+    store: &mut Store<CallState>,
+    limits: CallLimits,
+) -> Result<(), Failure> {
+    store.data_mut().deadline = Instant::now() + limits.timeout;
+    store.set_epoch_deadline(1);
+    if runtime.fuel_metered() {
+        // Metering is engine-wide; handlers without a budget get an unlimited one.
+        store
+            .set_fuel(limits.fuel.unwrap_or(u64::MAX))
+            .map_err(|error| Failure::Instantiate(format!("fuel: {error}")))?;
     }
-}
-
-impl WasmRuntime {
-    /// A store for one call: sandbox, memory cap, deadline and (when metered) fuel.
-    fn new_store(
-        &self,
-        handler: Arc<HandlerContext>,
-        source: SourceEvent,
-        overlay: KvOverlay,
-        limits: CallLimits,
-    ) -> Result<Store<CallState>, Failure> {
-        let state = CallState::new(handler, source, overlay, limits.memory_limit_bytes)
-            .map_err(|error| Failure::Instantiate(format!("sandbox: {error}")))?;
-        let mut store = Store::new(self.engine(), state);
-        store.limiter(|state| &mut state.limits);
-        // At every epoch tick the call yields to the async runtime, so a long call never
-        // starves the tasks sharing its worker thread (signals, reads, other handlers), and
-        // is interrupted once its wall-clock deadline has passed.
-        let deadline = Instant::now() + limits.timeout;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Yield(1)
-            })
-        });
-        if self.fuel_metered() {
-            // Metering is engine-wide; handlers without a budget get an unlimited one.
-            store
-                .set_fuel(limits.fuel.unwrap_or(u64::MAX))
-                .map_err(|error| Failure::Instantiate(format!("fuel: {error}")))?;
-        }
-        Ok(store)
-    }
+    Ok(())
 }
 
 /// Names the cause of a trap; a guest panic message on stderr is the best description of
@@ -163,7 +173,7 @@ fn classify_trap(error: &wasmtime::Error, store: &Store<CallState>, timeout: Dur
         .unwrap_or_else(|| format!("{error:#}"));
     // Rust guests print `thread '…' panicked at FILE:LINE:COL:` and the message on the
     // next line.
-    let stderr = store.data().stderr.contents();
+    let stderr = store.data().stderr.peek();
     let text = String::from_utf8_lossy(&stderr);
     let lines: Vec<&str> = text.lines().collect();
     let panic_line = lines
@@ -183,17 +193,18 @@ fn classify_trap(error: &wasmtime::Error, store: &Store<CallState>, timeout: Dur
     }
 }
 
-/// Sends what the guest printed to the log, one record per line, tagged with the handler.
+/// Sends what the guest printed during the call to the log, one record per line, tagged
+/// with the handler.
 fn log_guest_output(state: &CallState) {
     let handler = state.handler.name.as_str();
     let entry = state.source.entry_id.as_str();
-    for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
-        let bytes = pipe.contents();
-        if bytes.is_empty() {
-            continue;
-        }
+    for (stream, output) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
+        let (bytes, dropped) = output.take();
         for line in String::from_utf8_lossy(&bytes).lines() {
             tracing::info!(target: "guest", handler, entry, stream, "{line}");
+        }
+        if dropped > 0 {
+            tracing::warn!(target: "guest", handler, entry, stream, dropped, "guest output over 64 KiB in one call was dropped");
         }
     }
 }

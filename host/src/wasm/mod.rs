@@ -7,9 +7,10 @@ pub mod component;
 pub mod engine;
 pub mod host_api;
 pub mod invoke;
+pub mod output;
 pub mod state;
 
 pub use component::LoadedHandler;
 pub use engine::WasmRuntime;
-pub use invoke::{CallLimits, CallReport, Failure};
+pub use invoke::{CallLimits, CallReport, Failure, Instance};
 pub use state::{Effects, HandlerContext, KvOverlay, PendingPublish, SourceEvent};

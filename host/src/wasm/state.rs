@@ -7,15 +7,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use watchtower_events::{Envelope, stream_key, wire};
 
+use super::output::GuestOutput;
 use crate::config::SandboxGrants;
-
-/// Bytes of stdout (and, separately, stderr) a guest may write in one call.
-const OUTPUT_CAPACITY: usize = 256 * 1024;
 
 /// What every call of one handler shares: its identity, settings and state location.
 pub struct HandlerContext {
@@ -34,7 +31,7 @@ pub struct HandlerContext {
 }
 
 /// The entry a call is handling, as far as effects need to know it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SourceEvent {
     /// Stream the entry came from.
     pub stream: String,
@@ -160,7 +157,8 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-/// The data of one call's store.
+/// The data of an instance's store. The sandbox and memory cap live as long as the instance;
+/// the source, overlay, effects and deadline are set anew for every call ([`CallState::begin`]).
 pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -174,24 +172,21 @@ pub struct CallState {
     pub overlay: KvOverlay,
     /// What the call has asked to do so far.
     pub effects: Effects,
-    /// The guest's stdout, logged after the call.
-    pub stdout: MemoryOutputPipe,
-    /// The guest's stderr, logged after the call.
-    pub stderr: MemoryOutputPipe,
+    /// When the current call must stop.
+    pub deadline: std::time::Instant,
+    /// The guest's stdout, logged after each call.
+    pub stdout: GuestOutput,
+    /// The guest's stderr, logged after each call.
+    pub stderr: GuestOutput,
 }
 
 impl CallState {
     /// A sandbox with no filesystem, network, environment or arguments beyond what the
     /// handler's grants name; stdout and stderr are captured for the log. Fails only when a
     /// granted directory cannot be opened.
-    pub fn new(
-        handler: Arc<HandlerContext>,
-        source: SourceEvent,
-        overlay: KvOverlay,
-        memory_limit: usize,
-    ) -> std::io::Result<Self> {
-        let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
-        let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+    pub fn new(handler: Arc<HandlerContext>, memory_limit: usize) -> std::io::Result<Self> {
+        let stdout = GuestOutput::default();
+        let stderr = GuestOutput::default();
         let grants = &handler.sandbox;
         let mut builder = WasiCtx::builder();
         builder.stdout(stdout.clone()).stderr(stderr.clone());
@@ -224,12 +219,22 @@ impl CallState {
                 exceeded: false,
             },
             handler,
-            source,
-            overlay,
+            source: SourceEvent::default(),
+            overlay: KvOverlay::default(),
             effects: Effects::default(),
+            deadline: std::time::Instant::now(),
             stdout,
             stderr,
         })
+    }
+
+    /// Prepares the state for a call handling `source` that must end by `deadline`.
+    pub fn begin(&mut self, source: SourceEvent, overlay: KvOverlay, deadline: std::time::Instant) {
+        self.source = source;
+        self.overlay = overlay;
+        self.effects = Effects::default();
+        self.deadline = deadline;
+        self.limits.exceeded = false;
     }
 }
 
