@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,11 +13,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use watchtower_events::{kv_key, stream_key};
 
+use crate::admin::AdminState;
 use crate::config::{Config, HandlerConfig, StartFrom};
 use crate::consumer::{Consumer, ConsumerSettings, supervise};
 use crate::dispatch::{Dispatcher, StreamSource};
 use crate::redis::dlq::redrive_key;
 use crate::registry::{HandlerEntry, HandlerRegistry};
+use crate::reload::Reloader;
 use crate::wasm::{HandlerContext, LoadedHandler, WasmRuntime};
 
 /// Runs the host described by `config` until `shutdown` resolves.
@@ -31,7 +34,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let fuel = config.handlers.iter().any(|h| h.fuel.is_some());
-    let runtime = WasmRuntime::new(fuel).context("starting the WebAssembly engine")?;
+    let runtime = WasmRuntime::new(fuel, config.cache_dir.clone())
+        .context("starting the WebAssembly engine")?;
     let loaded = load_components(&runtime, &config.handlers).await?;
 
     let cancel = CancellationToken::new();
@@ -44,6 +48,16 @@ pub async fn run(
     let Some(writer) = connect_until(&config.redis.url, None, &cancel).await else {
         return Ok(());
     };
+
+    let listener = tokio::net::TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "{}: [admin] `listen`: cannot listen on {}",
+                config.source.display(),
+                config.admin.listen
+            )
+        })?;
 
     let mut registry = HandlerRegistry::default();
     for (handler, loaded) in config.handlers.iter().zip(loaded) {
@@ -84,6 +98,31 @@ pub async fn run(
                 )
             })?;
         handler.return_instance(instance);
+    }
+
+    let registry = Arc::new(registry);
+    let reloader = Arc::new(Reloader::new(
+        runtime.clone(),
+        registry.clone(),
+        writer.clone(),
+        config.redis.namespace.clone(),
+    ));
+    let admin = Arc::new(AdminState {
+        reloader: reloader.clone(),
+        ready: AtomicBool::new(false),
+    });
+    tracing::info!(listen = %listener.local_addr().map_or_else(|_| config.admin.listen.to_string(), |a| a.to_string()), "admin listener");
+    tokio::spawn({
+        let admin = admin.clone();
+        let cancel = cancel.clone();
+        async move {
+            if let Err(error) = crate::admin::serve(listener, admin, cancel).await {
+                tracing::error!("admin listener failed: {error}");
+            }
+        }
+    });
+    if config.reload.watch {
+        crate::reload::watch(reloader.clone(), config.reload.debounce, cancel.clone())?;
     }
 
     let mut consumers = JoinSet::new();
@@ -134,6 +173,7 @@ pub async fn run(
             consumers.spawn(supervise(consumer, cancel.clone()));
         }
     }
+    admin.ready.store(true, Ordering::Relaxed);
     tracing::info!(
         consumer = %config.consumer.name,
         handlers = config.handlers.len(),
@@ -231,7 +271,7 @@ pub fn redact(url: &str) -> String {
 
 /// Loads and checks one component file without running anything (the `check` command).
 pub fn check_component(path: &Path) -> anyhow::Result<LoadedHandler> {
-    let runtime = WasmRuntime::new(false).context("starting the WebAssembly engine")?;
+    let runtime = WasmRuntime::new(false, None).context("starting the WebAssembly engine")?;
     Ok(runtime.load_file(path)?)
 }
 

@@ -5,6 +5,7 @@ mod check;
 mod demo;
 mod dlq;
 mod publish;
+mod reload;
 mod run;
 mod status;
 
@@ -57,6 +58,8 @@ pub enum Command {
     Dlq(dlq::DlqArgs),
     /// Check that a .wasm file is a handler component of the world watchtower:handler/handler.
     Check(check::CheckArgs),
+    /// Ask a running host to reload a handler's component and swap it in.
+    Reload(reload::ReloadArgs),
     /// Run a self-contained demo: a private redis-server, the example handlers, a fleet scenario.
     Demo(demo::DemoArgs),
 }
@@ -132,5 +135,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq(args) => dlq::run(args).await,
         Command::Check(args) => check::run(args),
         Command::Demo(args) => demo::run(args).await,
+        Command::Reload(args) => reload::run(args).await,
     }
 }

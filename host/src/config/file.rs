@@ -20,9 +20,36 @@ pub struct FileConfig {
     /// The admin HTTP listener.
     #[serde(default)]
     pub admin: AdminSection,
+    /// Hot swap of handler components.
+    #[serde(default)]
+    pub reload: ReloadSection,
+    /// The on-disk cache of compiled components.
+    #[serde(default)]
+    pub cache: CacheSection,
     /// The handlers this host runs.
     #[serde(default, rename = "handler")]
     pub handlers: Vec<HandlerSection>,
+}
+
+/// `[reload]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadSection {
+    /// Reload a handler when its `.wasm` changes on disk (default true).
+    pub watch: Option<bool>,
+    /// Quiet time after the last change before reloading (default 200).
+    pub debounce_ms: Option<u64>,
+}
+
+/// `[cache]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// Where compiled components are kept (default `$XDG_CACHE_HOME/watchtower` or
+    /// `~/.cache/watchtower`); relative to the config file.
+    pub dir: Option<String>,
+    /// Set to false to compile every component at every load (default true).
+    pub enabled: Option<bool>,
 }
 
 /// `[redis]`
@@ -97,6 +124,14 @@ pub struct HandlerSection {
     pub retry_backoff_ms: Option<u64>,
     /// Longest retry delay (default 10000); must stay below `claim_idle_ms`.
     pub retry_backoff_max_ms: Option<u64>,
+    /// Before a swap, dry-run the new version on the last N entries of each stream (default
+    /// 0: no canary); a trap or timeout refuses the swap.
+    pub canary: Option<u64>,
+    /// After a swap, if more than this share of the new version's first
+    /// `rollback_window` calls fail, swap back (unset: never).
+    pub rollback_on_error_rate: Option<f64>,
+    /// Calls judged for `rollback_on_error_rate` (default 20).
+    pub rollback_window: Option<u64>,
     /// `reuse` (default): an instance serves many events (guest memory is a cache, state
     /// belongs in kv); `per-event`: a fresh instance for every event.
     pub isolation: Option<String>,

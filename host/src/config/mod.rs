@@ -37,8 +37,21 @@ pub struct Config {
     pub consumer: ConsumerConfig,
     /// The admin HTTP listener.
     pub admin: AdminConfig,
+    /// Hot swap settings.
+    pub reload: ReloadConfig,
+    /// Compiled-component cache folder, when enabled.
+    pub cache_dir: Option<PathBuf>,
     /// The handlers, in file order.
     pub handlers: Vec<HandlerConfig>,
+}
+
+/// `[reload]`, validated.
+#[derive(Debug, Clone)]
+pub struct ReloadConfig {
+    /// Watch component files.
+    pub watch: bool,
+    /// Quiet time before a changed file is reloaded.
+    pub debounce: Duration,
 }
 
 /// `[redis]`, validated.
@@ -85,6 +98,15 @@ pub enum StartFrom {
     Oldest,
     /// After the last entry present when the group is created: new entries only.
     Latest,
+}
+
+/// When a freshly swapped-in version is swapped back out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rollback {
+    /// Failure share that triggers the rollback.
+    pub max_error_rate: f64,
+    /// Calls of the new version judged.
+    pub window: u64,
 }
 
 /// How long a handler's instances live.
@@ -142,6 +164,10 @@ pub struct HandlerConfig {
     pub retry_backoff_max: Duration,
     /// Instance lifetime.
     pub isolation: Isolation,
+    /// Entries per stream a new version must handle in a dry run before a swap (0: none).
+    pub canary: usize,
+    /// Automatic swap back after a bad start of a new version.
+    pub rollback: Option<Rollback>,
     /// Fuel per call, when metered.
     pub fuel: Option<u64>,
     /// What the sandbox grants beyond pure computation.
@@ -255,6 +281,19 @@ fn validate(raw: FileConfig, source: &Path) -> Result<Config, ConfigError> {
         )
     })?;
 
+    let reload = ReloadConfig {
+        watch: raw.reload.watch.unwrap_or(true),
+        debounce: Duration::from_millis(raw.reload.debounce_ms.unwrap_or(200)),
+    };
+    let cache_dir = if raw.cache.enabled.unwrap_or(true) {
+        Some(match raw.cache.dir {
+            Some(dir) => base_dir.join(dir),
+            None => default_cache_dir(),
+        })
+    } else {
+        None
+    };
+
     let mut handlers = Vec::with_capacity(raw.handlers.len());
     let mut names = BTreeSet::new();
     let mut group_streams: BTreeMap<(String, String), String> = BTreeMap::new();
@@ -297,8 +336,23 @@ fn validate(raw: FileConfig, source: &Path) -> Result<Config, ConfigError> {
         redis: RedisConfig { url, namespace },
         consumer,
         admin: AdminConfig { listen },
+        reload,
+        cache_dir,
         handlers,
     })
+}
+
+/// `$XDG_CACHE_HOME/watchtower`, `~/.cache/watchtower`, or a folder in the temp dir.
+pub fn default_cache_dir() -> PathBuf {
+    let env = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env("XDG_CACHE_HOME")
+        .or_else(|| env("HOME").map(|home| home.join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("watchtower")
 }
 
 /// Builds errors that name the file and the key.
@@ -452,6 +506,21 @@ impl Validator<'_> {
                 ));
             }
         };
+        let canary = usize::try_from(raw.canary.unwrap_or(0))
+            .map_err(|_| self.invalid(&at("canary"), "too large"))?;
+        let rollback = match raw.rollback_on_error_rate {
+            None => None,
+            Some(rate) if rate > 0.0 && rate <= 1.0 => Some(Rollback {
+                max_error_rate: rate,
+                window: self.positive(&at("rollback_window"), raw.rollback_window.unwrap_or(20))?,
+            }),
+            Some(rate) => {
+                return Err(self.invalid(
+                    &at("rollback_on_error_rate"),
+                    format!("{rate} must be in (0, 1]"),
+                ));
+            }
+        };
         let fuel = match raw.fuel {
             Some(fuel) => Some(self.positive(&at("fuel"), fuel)?),
             None => None,
@@ -511,6 +580,8 @@ impl Validator<'_> {
             retry_backoff,
             retry_backoff_max,
             isolation,
+            canary,
+            rollback,
             fuel,
             sandbox,
             config,

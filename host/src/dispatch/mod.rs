@@ -36,6 +36,35 @@ pub struct Handled {
     pub event_id: Option<String>,
 }
 
+/// The guest's view of a decoded entry, and what its effects need to know about it.
+pub fn event_for(stream: &str, entry: &StreamEntry, envelope: &Envelope) -> (SourceEvent, Event) {
+    let source = SourceEvent {
+        stream: stream.to_owned(),
+        entry_id: entry.id.clone(),
+        event_id: envelope.event_id.clone(),
+        correlation_id: envelope
+            .correlation_id
+            .clone()
+            .unwrap_or_else(|| envelope.event_id.clone()),
+    };
+    let event = Event {
+        id: entry.id.clone(),
+        event_id: envelope.event_id.clone(),
+        event_type: envelope.event_type.clone(),
+        timestamp: envelope.timestamp.clone(),
+        version: envelope.version.clone(),
+        correlation_id: envelope.correlation_id.clone(),
+        metadata: envelope
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        data: envelope.data.clone(),
+        attempt: entry.delivery_count,
+    };
+    (source, event)
+}
+
 /// What a consumer's stream holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamSource {
@@ -149,30 +178,7 @@ impl Dispatcher {
         envelope: Envelope,
         overlay: &KvOverlay,
     ) -> Handled {
-        let source = SourceEvent {
-            stream: self.stream.to_string(),
-            entry_id: entry.id.clone(),
-            event_id: envelope.event_id.clone(),
-            correlation_id: envelope
-                .correlation_id
-                .clone()
-                .unwrap_or_else(|| envelope.event_id.clone()),
-        };
-        let event = Event {
-            id: entry.id.clone(),
-            event_id: envelope.event_id.clone(),
-            event_type: envelope.event_type.clone(),
-            timestamp: envelope.timestamp.clone(),
-            version: envelope.version.clone(),
-            correlation_id: envelope.correlation_id.clone(),
-            metadata: envelope
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            data: envelope.data.clone(),
-            attempt: entry.delivery_count,
-        };
+        let (source, event) = event_for(&self.stream, entry, &envelope);
         let result = self.invoke(source, overlay, &event).await;
         let event_id = Some(envelope.event_id.clone());
         match result {
@@ -212,6 +218,7 @@ impl Dispatcher {
             .runtime
             .call(&mut instance, source, overlay.clone(), event, limits)
             .await;
+        self.handler.record_call(&instance.version, result.is_ok());
         if result.as_ref().err().is_none_or(Failure::instance_survives) {
             self.handler.return_instance(instance);
         }

@@ -2,12 +2,14 @@
 //! against the linker, so that nothing that would fail at call time gets past loading.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use super::bindings::HandlerPre;
+use super::cache::CacheUse;
 use super::engine::WasmRuntime;
 use super::state::CallState;
 use crate::error::LoadError;
@@ -25,6 +27,25 @@ pub struct LoadedHandler {
     pub path: PathBuf,
     /// When it was loaded.
     pub loaded_at: SystemTime,
+    /// Calls this version has served.
+    pub stats: VersionStats,
+}
+
+/// Outcome counts of the calls one version has served.
+#[derive(Debug, Default)]
+pub struct VersionStats {
+    /// Calls that returned `ok`.
+    pub handled: AtomicU64,
+    /// Calls that failed in any way (retry, reject, trap, timeout, …).
+    pub failed: AtomicU64,
+}
+
+impl VersionStats {
+    /// Counts one call.
+    pub fn record(&self, ok: bool) {
+        let counter = if ok { &self.handled } else { &self.failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl LoadedHandler {
@@ -60,11 +81,29 @@ impl WasmRuntime {
             return Err(LoadError::CoreModule { path: path_buf });
         }
         let digest = hex(&Sha256::digest(bytes));
-        let component =
-            Component::from_binary(self.engine(), bytes).map_err(|e| LoadError::Compile {
-                path: path_buf.clone(),
-                reason: format!("{e:#}"),
-            })?;
+        let cached = self
+            .cache()
+            .and_then(|cache| cache.get(self.engine(), &digest));
+        let cache_use = if cached.is_some() {
+            CacheUse::Hit
+        } else {
+            CacheUse::Miss
+        };
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = Component::from_binary(self.engine(), bytes).map_err(|e| {
+                    LoadError::Compile {
+                        path: path_buf.clone(),
+                        reason: format!("{e:#}"),
+                    }
+                })?;
+                if let Some(cache) = self.cache() {
+                    cache.put(&digest, &component);
+                }
+                component
+            }
+        };
         let instance_pre =
             self.linker()
                 .instantiate_pre(&component)
@@ -76,11 +115,18 @@ impl WasmRuntime {
             path: path_buf.clone(),
             reason: format!("{e:#}"),
         })?;
+        tracing::info!(
+            component = %path.display(),
+            version = &digest[..12],
+            cache = cache_use.as_str(),
+            "component loaded"
+        );
         Ok(LoadedHandler {
             pre,
             digest,
             path: path_buf,
             loaded_at: SystemTime::now(),
+            stats: VersionStats::default(),
         })
     }
 }

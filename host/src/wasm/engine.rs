@@ -1,6 +1,7 @@
 //! The one wasmtime [`Engine`] of a host, its [`Linker`] and the epoch ticker that enforces
 //! call timeouts.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -10,6 +11,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 use super::bindings::Handler;
+use super::cache::ComponentCache;
 use super::state::CallState;
 
 /// Interval of the epoch ticker: a running call yields and checks its deadline this often.
@@ -23,14 +25,16 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct WasmRuntime {
     engine: Engine,
     fuel: bool,
+    cache: Option<ComponentCache>,
     linker: Arc<Linker<CallState>>,
     _ticker: Arc<EpochTicker>,
 }
 
 impl WasmRuntime {
     /// Builds the engine (component model, epoch interruption, fuel metering when `fuel`)
-    /// and a linker holding WASI p2 and the `watchtower:handler/host` interface.
-    pub fn new(fuel: bool) -> anyhow::Result<Self> {
+    /// and a linker holding WASI p2 and the `watchtower:handler/host` interface. Compiled
+    /// components are cached in `cache_dir` when given.
+    pub fn new(fuel: bool, cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -46,12 +50,19 @@ impl WasmRuntime {
         Handler::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)?;
 
         let ticker = EpochTicker::start(engine.clone())?;
+        let cache = cache_dir.map(|dir| ComponentCache::new(dir, &engine));
         Ok(WasmRuntime {
             engine,
             fuel,
+            cache,
             linker: Arc::new(linker),
             _ticker: Arc::new(ticker),
         })
+    }
+
+    /// The compiled-component cache, when enabled.
+    pub fn cache(&self) -> Option<&ComponentCache> {
+        self.cache.as_ref()
     }
 
     /// Whether calls are metered with fuel.

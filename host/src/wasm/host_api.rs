@@ -57,6 +57,9 @@ impl host::Host for CallState {
             .metadata
             .entry("producer".to_owned())
             .or_insert_with(|| self.handler.name.clone());
+        envelope
+            .metadata
+            .insert("handler_version".to_owned(), self.version.to_string());
 
         self.effects
             .publishes

@@ -78,7 +78,7 @@ impl WasmRuntime {
         handler: Arc<HandlerContext>,
         limits: CallLimits,
     ) -> Result<Instance, Failure> {
-        let state = CallState::new(handler, limits.memory_limit_bytes)
+        let state = CallState::new(handler, loaded.version().into(), limits.memory_limit_bytes)
             .map_err(|error| Failure::Instantiate(format!("sandbox: {error}")))?;
         let mut store = Store::new(self.engine(), state);
         store.limiter(|state| &mut state.limits);

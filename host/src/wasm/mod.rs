@@ -3,6 +3,7 @@
 //! imports ([`host_api`]) and one sandboxed call ([`invoke`]).
 
 pub mod bindings;
+pub mod cache;
 pub mod component;
 pub mod engine;
 pub mod host_api;
@@ -10,7 +11,7 @@ pub mod invoke;
 pub mod output;
 pub mod state;
 
-pub use component::LoadedHandler;
+pub use component::{LoadedHandler, VersionStats};
 pub use engine::WasmRuntime;
 pub use invoke::{CallLimits, CallReport, Failure, Instance};
 pub use state::{Effects, HandlerContext, KvOverlay, PendingPublish, SourceEvent};

@@ -166,6 +166,8 @@ pub struct CallState {
     pub limits: MemoryCap,
     /// Shared handler context.
     pub handler: Arc<HandlerContext>,
+    /// Short version label of the component this instance runs.
+    pub version: Arc<str>,
     /// The entry being handled.
     pub source: SourceEvent,
     /// Uncommitted kv writes of earlier calls in the batch.
@@ -184,7 +186,11 @@ impl CallState {
     /// A sandbox with no filesystem, network, environment or arguments beyond what the
     /// handler's grants name; stdout and stderr are captured for the log. Fails only when a
     /// granted directory cannot be opened.
-    pub fn new(handler: Arc<HandlerContext>, memory_limit: usize) -> std::io::Result<Self> {
+    pub fn new(
+        handler: Arc<HandlerContext>,
+        version: Arc<str>,
+        memory_limit: usize,
+    ) -> std::io::Result<Self> {
         let stdout = GuestOutput::default();
         let stderr = GuestOutput::default();
         let grants = &handler.sandbox;
@@ -219,6 +225,7 @@ impl CallState {
                 exceeded: false,
             },
             handler,
+            version,
             source: SourceEvent::default(),
             overlay: KvOverlay::default(),
             effects: Effects::default(),
