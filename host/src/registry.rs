@@ -171,26 +171,46 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// All handlers of a host.
+/// All handlers of a host. Handlers come and go when the configuration is reloaded, so the
+/// map is behind a lock; it is only read briefly (never across an await).
 #[derive(Default)]
 pub struct HandlerRegistry {
-    handlers: BTreeMap<String, Arc<HandlerEntry>>,
+    handlers: std::sync::RwLock<BTreeMap<String, Arc<HandlerEntry>>>,
 }
 
 impl HandlerRegistry {
-    /// Adds a handler (names are unique: the config guarantees it).
-    pub fn insert(&mut self, entry: HandlerEntry) {
+    /// Adds (or replaces) a handler.
+    pub fn insert(&self, entry: Arc<HandlerEntry>) {
         self.handlers
-            .insert(entry.name().to_owned(), Arc::new(entry));
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(entry.name().to_owned(), entry);
+    }
+
+    /// Removes the handler called `name`.
+    pub fn remove(&self, name: &str) -> Option<Arc<HandlerEntry>> {
+        self.handlers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name)
     }
 
     /// The handler called `name`.
-    pub fn get(&self, name: &str) -> Option<&Arc<HandlerEntry>> {
-        self.handlers.get(name)
+    pub fn get(&self, name: &str) -> Option<Arc<HandlerEntry>> {
+        self.handlers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
     }
 
     /// All handlers, by name.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<HandlerEntry>> {
-        self.handlers.values()
+    pub fn list(&self) -> Vec<Arc<HandlerEntry>> {
+        self.handlers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
     }
 }

@@ -99,7 +99,6 @@ impl Reloader {
         let entry = self
             .registry
             .get(name)
-            .cloned()
             .ok_or_else(|| ReloadError::UnknownHandler(name.to_owned()))?;
         let _one = self.one_at_a_time.lock().await;
         let result = self.try_reload(&entry).await;

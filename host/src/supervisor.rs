@@ -1,6 +1,7 @@
 //! Starting and stopping a host: load every component, connect, start one consumer per
 //! (handler, stream), and on shutdown stop reading, let in-flight batches commit and return.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use redis::aio::ConnectionManager;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use watchtower_events::{kv_key, stream_key};
@@ -22,16 +24,28 @@ use crate::registry::{HandlerEntry, HandlerRegistry};
 use crate::reload::Reloader;
 use crate::wasm::{HandlerContext, LoadedHandler, WasmRuntime};
 
-/// Runs the host described by `config` until `shutdown` resolves.
+/// Runs the host described by `config` until `shutdown` resolves (see [`run_with_reloads`];
+/// this one never reloads its configuration).
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (_keep, reloads) = mpsc::channel(1);
+    run_with_reloads(config, shutdown, reloads).await
+}
+
+/// Runs the host described by `config` until `shutdown` resolves, applying every new
+/// configuration received on `reloads` (the CLI sends one per SIGHUP).
 ///
 /// Every component is compiled and type-checked before anything connects, so a broken one
 /// stops the start with its file and reason. Each handler consumes the stream of each of
 /// its event types and its own re-drive stream (dead letters sent back to it). When
 /// `shutdown` resolves, reading stops, batches in flight get `shutdown_timeout` to finish
 /// and commit, and the function returns; whatever did not finish stays pending.
-pub async fn run(
+pub async fn run_with_reloads(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    mut reloads: mpsc::Receiver<Config>,
 ) -> anyhow::Result<()> {
     let fuel = config.handlers.iter().any(|h| h.fuel.is_some());
     let runtime = WasmRuntime::new(fuel, config.cache_dir.clone())
@@ -48,7 +62,6 @@ pub async fn run(
     let Some(writer) = connect_until(&config.redis.url, None, &cancel).await else {
         return Ok(());
     };
-
     let listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| {
@@ -59,48 +72,7 @@ pub async fn run(
             )
         })?;
 
-    let mut registry = HandlerRegistry::default();
-    for (handler, loaded) in config.handlers.iter().zip(loaded) {
-        let context = Arc::new(HandlerContext {
-            name: handler.name.clone(),
-            namespace: config.redis.namespace.clone(),
-            kv_key: kv_key(&config.redis.namespace, &handler.name),
-            config: handler.config.clone(),
-            redis: writer.clone(),
-            sandbox: handler.sandbox.clone(),
-        });
-        tracing::info!(
-            handler = %handler.name,
-            version = loaded.version(),
-            component = %handler.component.display(),
-            events = ?handler.events,
-            "handler loaded"
-        );
-        registry.insert(HandlerEntry::new(handler.clone(), context, loaded));
-    }
-
-    // A component that compiles but cannot be instantiated (a trapping start function, a
-    // memory larger than its limit) is refused now, with its reason, not on every event.
-    // The instance made to find out is the handler's first warm one.
-    for handler in registry.iter() {
-        let instance = runtime
-            .instantiate(
-                &handler.current(),
-                handler.context.clone(),
-                handler.limits(),
-            )
-            .await
-            .map_err(|failure| {
-                anyhow::anyhow!(
-                    "handler \"{}\": {}: cannot be instantiated: {failure:?}",
-                    handler.name(),
-                    handler.config.component.display()
-                )
-            })?;
-        handler.return_instance(instance);
-    }
-
-    let registry = Arc::new(registry);
+    let registry = Arc::new(HandlerRegistry::default());
     let reloader = Arc::new(Reloader::new(
         runtime.clone(),
         registry.clone(),
@@ -111,7 +83,10 @@ pub async fn run(
         reloader: reloader.clone(),
         ready: AtomicBool::new(false),
     });
-    tracing::info!(listen = %listener.local_addr().map_or_else(|_| config.admin.listen.to_string(), |a| a.to_string()), "admin listener");
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| config.admin.listen.to_string(), |a| a.to_string());
+    tracing::info!(listen = %local, "admin listener");
     tokio::spawn({
         let admin = admin.clone();
         let cancel = cancel.clone();
@@ -121,72 +96,267 @@ pub async fn run(
             }
         }
     });
-    if config.reload.watch {
-        crate::reload::watch(reloader.clone(), config.reload.debounce, cancel.clone())?;
-    }
 
-    let mut consumers = JoinSet::new();
-    for handler in registry.iter() {
+    let mut host = Host {
+        config,
+        runtime,
+        writer,
+        registry,
+        reloader,
+        cancel: cancel.clone(),
+        running: HashMap::new(),
+        watcher: None,
+    };
+    for (handler, loaded) in host.config.handlers.clone().into_iter().zip(loaded) {
+        host.start_handler(handler, loaded).await?;
+    }
+    host.restart_watcher()?;
+    admin.ready.store(true, Ordering::Relaxed);
+    tracing::info!(
+        consumer = %host.config.consumer.name,
+        handlers = host.config.handlers.len(),
+        "host running"
+    );
+
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            next = reloads.recv() => match next {
+                Some(next) => host.apply(next).await,
+                None => {
+                    cancel.cancelled().await;
+                    break;
+                }
+            },
+        }
+    }
+    host.shutdown().await;
+    Ok(())
+}
+
+/// The running parts of a host that a configuration reload changes.
+struct Host {
+    config: Config,
+    runtime: WasmRuntime,
+    writer: ConnectionManager,
+    registry: Arc<HandlerRegistry>,
+    reloader: Arc<Reloader>,
+    cancel: CancellationToken,
+    /// Per handler: the token that stops its consumers, and the consumers.
+    running: HashMap<String, (CancellationToken, JoinSet<()>)>,
+    watcher: Option<CancellationToken>,
+}
+
+impl Host {
+    /// Registers a handler served by `loaded` and starts its consumers: one per event
+    /// stream and one for its re-drive stream. A component that cannot be instantiated
+    /// (a trapping start function, a memory over its limit) is refused here, with its
+    /// reason, not on every event; the instance made to find out is its first warm one.
+    async fn start_handler(
+        &mut self,
+        handler: HandlerConfig,
+        loaded: LoadedHandler,
+    ) -> anyhow::Result<()> {
+        let namespace = self.config.redis.namespace.clone();
+        let context = Arc::new(HandlerContext {
+            name: handler.name.clone(),
+            namespace: namespace.clone(),
+            kv_key: kv_key(&namespace, &handler.name),
+            config: handler.config.clone(),
+            redis: self.writer.clone(),
+            sandbox: handler.sandbox.clone(),
+        });
+        let entry = Arc::new(HandlerEntry::new(handler.clone(), context, loaded));
+        let instance = self
+            .runtime
+            .instantiate(&entry.current(), entry.context.clone(), entry.limits())
+            .await
+            .map_err(|failure| {
+                anyhow::anyhow!(
+                    "handler \"{}\": {}: cannot be instantiated: {failure:?}",
+                    handler.name,
+                    handler.component.display()
+                )
+            })?;
+        entry.return_instance(instance);
+        tracing::info!(
+            handler = %handler.name,
+            version = entry.current().version(),
+            component = %handler.component.display(),
+            events = ?handler.events,
+            "handler loaded"
+        );
+        self.registry.insert(entry.clone());
+
+        let stop = self.cancel.child_token();
+        let mut consumers = JoinSet::new();
+        let consumer = &self.config.consumer;
         let streams = handler
-            .config
             .events
             .iter()
-            .map(|t| {
-                (
-                    stream_key(&config.redis.namespace, t),
-                    StreamSource::Events(t.clone()),
-                )
-            })
+            .map(|t| (stream_key(&namespace, t), StreamSource::Events(t.clone())))
             .chain([(
-                redrive_key(&config.redis.namespace, handler.name()),
+                redrive_key(&namespace, &handler.name),
                 StreamSource::Redrive,
             )]);
         for (stream, source) in streams {
             let settings = ConsumerSettings {
                 stream: stream.clone(),
-                group: handler.config.group.clone(),
-                name: config.consumer.name.clone(),
+                group: handler.group.clone(),
+                name: consumer.name.clone(),
                 // Re-driven entries are always wanted, whenever the group is created.
                 start_from: match source {
                     StreamSource::Redrive => StartFrom::Oldest,
-                    StreamSource::Events(_) => handler.config.start_from,
+                    StreamSource::Events(_) => handler.start_from,
                 },
-                batch_size: config.consumer.batch_size.get(),
-                block: config.consumer.block,
-                claim_idle: config.consumer.claim_idle,
-                claim_interval: config.consumer.claim_interval,
-                consumer_grace: config.consumer.consumer_grace,
+                batch_size: consumer.batch_size.get(),
+                block: consumer.block,
+                claim_idle: consumer.claim_idle,
+                claim_interval: consumer.claim_interval,
+                consumer_grace: consumer.consumer_grace,
             };
             let Some(reader) =
-                connect_until(&config.redis.url, Some(config.consumer.block), &cancel).await
+                connect_until(&self.config.redis.url, Some(consumer.block), &stop).await
             else {
                 break;
             };
             let dispatcher = Dispatcher::new(
-                runtime.clone(),
-                handler.clone(),
+                self.runtime.clone(),
+                entry.clone(),
                 &stream,
                 source,
-                config.consumer.max_entry_bytes,
+                consumer.max_entry_bytes,
             );
-            let consumer = Consumer::new(settings, dispatcher, reader, writer.clone());
-            consumers.spawn(supervise(consumer, cancel.clone()));
+            let consumer = Consumer::new(settings, dispatcher, reader, self.writer.clone());
+            consumers.spawn(supervise(consumer, stop.clone()));
         }
+        self.running.insert(handler.name, (stop, consumers));
+        Ok(())
     }
-    admin.ready.store(true, Ordering::Relaxed);
-    tracing::info!(
-        consumer = %config.consumer.name,
-        handlers = config.handlers.len(),
-        "host running"
-    );
 
-    cancel.cancelled().await;
-    let timeout = config.consumer.shutdown_timeout;
-    tracing::info!(
-        in_flight = consumers.len(),
-        "shutting down: finishing batches in flight (up to {} ms)",
-        timeout.as_millis()
-    );
+    /// Stops a handler's consumers (their batches in flight finish and commit, within the
+    /// shutdown timeout) and unregisters it.
+    async fn stop_handler(&mut self, name: &str) {
+        if let Some((stop, consumers)) = self.running.remove(name) {
+            stop.cancel();
+            drain(consumers, self.config.consumer.shutdown_timeout).await;
+        }
+        self.registry.remove(name);
+    }
+
+    /// Watches the component files of the current handlers (again).
+    fn restart_watcher(&mut self) -> anyhow::Result<()> {
+        if let Some(old) = self.watcher.take() {
+            old.cancel();
+        }
+        if self.config.reload.watch {
+            let token = self.cancel.child_token();
+            crate::reload::watch(
+                self.reloader.clone(),
+                self.config.reload.debounce,
+                token.clone(),
+            )?;
+            self.watcher = Some(token);
+        }
+        Ok(())
+    }
+
+    /// Applies a reloaded configuration: handlers that were removed stop, new ones start,
+    /// changed ones restart with their new settings (their pending entries are picked up
+    /// again by the new consumers). Sections that need a restart are reported, not applied.
+    /// A handler whose new component does not load keeps running as it was.
+    async fn apply(&mut self, next: Config) {
+        for section in restart_only_changes(&self.config, &next) {
+            tracing::warn!(
+                "config reload: changes to {section} take effect only after a restart; ignored"
+            );
+        }
+        let fuel_now = self.runtime.fuel_metered();
+        let mut kept: Vec<HandlerConfig> = Vec::new();
+        let mut changes = 0usize;
+        for old in self.config.handlers.clone() {
+            if !next.handlers.iter().any(|h| h.name == old.name) {
+                tracing::info!(handler = %old.name, "config reload: handler removed");
+                self.stop_handler(&old.name).await;
+                changes += 1;
+            }
+        }
+        for new in next.handlers.clone() {
+            let old = self
+                .config
+                .handlers
+                .iter()
+                .find(|h| h.name == new.name)
+                .cloned();
+            if new.fuel.is_some() && !fuel_now {
+                tracing::warn!(handler = %new.name, "config reload: `fuel` needs a restart (metering is engine-wide); ignored");
+            }
+            if old.as_ref() == Some(&new) {
+                kept.extend(old);
+                continue;
+            }
+            let runtime = self.runtime.clone();
+            let path = new.component.clone();
+            let loaded = match tokio::task::spawn_blocking(move || runtime.load_file(&path)).await {
+                Ok(Ok(loaded)) => loaded,
+                Ok(Err(error)) => {
+                    tracing::warn!(handler = %new.name, "config reload: handler not changed: {error}");
+                    kept.extend(old);
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(handler = %new.name, "config reload: loading failed: {error}");
+                    kept.extend(old);
+                    continue;
+                }
+            };
+            if old.is_some() {
+                tracing::info!(handler = %new.name, "config reload: handler changed, restarting its consumers");
+                self.stop_handler(&new.name).await;
+            } else {
+                tracing::info!(handler = %new.name, "config reload: handler added");
+            }
+            match self.start_handler(new.clone(), loaded).await {
+                Ok(()) => {
+                    kept.push(new);
+                    changes += 1;
+                }
+                Err(error) => {
+                    tracing::error!(handler = %new.name, "config reload: cannot start the handler: {error:#}");
+                }
+            }
+        }
+        self.config.handlers = kept;
+        if let Err(error) = self.restart_watcher() {
+            tracing::warn!("config reload: cannot watch the component files: {error:#}");
+        }
+        tracing::info!(
+            changes,
+            handlers = self.config.handlers.len(),
+            "config reloaded"
+        );
+    }
+
+    /// Stops every consumer: batches in flight get the shutdown timeout to commit.
+    async fn shutdown(mut self) {
+        let timeout = self.config.consumer.shutdown_timeout;
+        tracing::info!(
+            "shutting down: finishing batches in flight (up to {} ms)",
+            timeout.as_millis()
+        );
+        let mut all = JoinSet::new();
+        for (_, (stop, consumers)) in self.running.drain() {
+            stop.cancel();
+            all.spawn(drain(consumers, timeout));
+        }
+        while all.join_next().await.is_some() {}
+        tracing::info!("host stopped");
+    }
+}
+
+/// Waits for `consumers` to finish, abandoning them after `timeout`: their entries stay
+/// pending and are handled again.
+async fn drain(mut consumers: JoinSet<()>, timeout: Duration) {
     let drained = tokio::time::timeout(timeout, async {
         while consumers.join_next().await.is_some() {}
     })
@@ -199,8 +369,24 @@ pub async fn run(
         );
         consumers.shutdown().await;
     }
-    tracing::info!("host stopped");
-    Ok(())
+}
+
+/// The sections of `next` that differ from `current` and cannot change while running.
+fn restart_only_changes(current: &Config, next: &Config) -> Vec<&'static str> {
+    let mut sections = Vec::new();
+    if current.redis != next.redis {
+        sections.push("[redis]");
+    }
+    if current.consumer != next.consumer {
+        sections.push("[consumer]");
+    }
+    if current.admin.listen != next.admin.listen {
+        sections.push("[admin]");
+    }
+    if current.cache_dir != next.cache_dir {
+        sections.push("[cache]");
+    }
+    sections
 }
 
 /// Compiles every handler's component on blocking threads (compilation takes ~100 ms of CPU

@@ -59,7 +59,8 @@ pub async fn list(State(state): State<Arc<AdminState>>) -> Json<Vec<HandlerView>
     let views = state
         .reloader
         .registry()
-        .iter()
+        .list()
+        .into_iter()
         .map(|h| {
             let current = h.current();
             HandlerView {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use tokio::sync::mpsc;
 
 /// Arguments of `run`.
 #[derive(Debug, Args)]
@@ -18,11 +19,15 @@ pub struct RunArgs {
 }
 
 /// Validates the config (before connecting to anything) and runs until SIGINT/SIGTERM.
-/// The first signal drains batches in flight; a second one exits at once (status 130):
-/// what was committed stays committed and the rest stays pending.
+/// SIGHUP reads the config file again and applies what can change while running. The first
+/// SIGINT/SIGTERM drains batches in flight; a second one exits at once (status 130): what
+/// was committed stays committed and the rest stays pending.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = watchtower::config::load(&args.config)?;
-    let host = watchtower::run(config, watchtower::shutdown::signal());
+    let (reloads, receiver) = mpsc::channel(1);
+    tokio::spawn(reload_on_hangup(args.config.clone(), reloads));
+    let host =
+        watchtower::supervisor::run_with_reloads(config, watchtower::shutdown::signal(), receiver);
     let second_signal = async {
         watchtower::shutdown::signal().await;
         watchtower::shutdown::signal().await;
@@ -33,5 +38,33 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             eprintln!("second signal: exiting now; uncommitted entries stay pending");
             std::process::exit(130);
         }
+    }
+}
+
+/// On every SIGHUP, loads the config file again and hands it to the host; a file that does
+/// not validate is reported and changes nothing.
+async fn reload_on_hangup(path: PathBuf, reloads: mpsc::Sender<watchtower::config::Config>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; config reload is off");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match watchtower::config::load(&path) {
+                Ok(config) => {
+                    tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+                    if reloads.send(config).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => tracing::error!("SIGHUP: configuration not reloaded: {error}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, reloads);
     }
 }

@@ -55,7 +55,7 @@ pub struct ReloadConfig {
 }
 
 /// `[redis]`, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RedisConfig {
     /// Connection URL.
     pub url: String,
@@ -64,7 +64,7 @@ pub struct RedisConfig {
 }
 
 /// `[consumer]`, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerConfig {
     /// This host's consumer name in every group.
     pub name: String,
@@ -136,7 +136,7 @@ pub struct SandboxGrants {
 }
 
 /// One `[[handler]]`, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HandlerConfig {
     /// Unique name.
     pub name: String,

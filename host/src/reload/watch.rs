@@ -38,7 +38,7 @@ pub fn watch(
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut files: HashMap<FileKey, Vec<String>> = HashMap::new();
-    for handler in reloader.registry().iter() {
+    for handler in reloader.registry().list().into_iter() {
         let path = &handler.config.component;
         let key = key_of(path)
             .with_context(|| format!("watching {}: cannot resolve its folder", path.display()))?;
