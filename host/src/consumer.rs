@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::future::join_all;
 use redis::aio::ConnectionManager;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::StartFrom;
@@ -73,6 +74,8 @@ pub struct Consumer {
     last_touch: Instant,
     /// Highest entry id read from the group, where a deleted group is recreated.
     last_read: Option<String>,
+    /// The next batch of new entries, being read while the current one is handled.
+    prefetched: Option<JoinHandle<redis::RedisResult<Vec<StreamEntry>>>>,
 }
 
 impl Consumer {
@@ -100,7 +103,25 @@ impl Consumer {
             last_claim: None,
             last_touch: Instant::now(),
             last_read: None,
+            prefetched: None,
         }
+    }
+
+    /// Starts reading the next batch of new entries without waiting for them.
+    fn prefetch(&self) -> JoinHandle<redis::RedisResult<Vec<StreamEntry>>> {
+        let mut reader = self.reader.clone();
+        let s = self.settings.clone();
+        tokio::spawn(async move {
+            read_group(
+                &mut reader,
+                &s.stream,
+                &s.group,
+                &s.name,
+                &ReadFrom::New(None),
+                s.batch_size,
+            )
+            .await
+        })
     }
 
     fn handler_name(&self) -> &str {
@@ -122,9 +143,12 @@ impl Consumer {
             created,
             "consumer started"
         );
-        // Entries held by an earlier run are pending for this name: the pending pass below
-        // reads them again.
+        // Entries held (or prefetched) by an earlier run are pending for this name: the
+        // pending pass below reads them again.
         self.held.clear();
+        if let Some(prefetched) = self.prefetched.take() {
+            prefetched.abort();
+        }
 
         // Own pending entries first (left by an earlier run under this name), then new ones.
         let mut pending_after = Some("0".to_owned());
@@ -143,13 +167,22 @@ impl Consumer {
                 batch.extend(self.due_retries().await?);
                 batch.extend(self.reclaim().await?);
                 self.touch_held().await?;
-                if let Some(wait) = self.read_wait(!batch.is_empty()) {
-                    let entries = self.read(&ReadFrom::New(wait), cancel).await?;
-                    if let Some(last) = entries.last() {
-                        self.last_read = Some(last.id.clone());
-                    }
-                    batch.extend(entries);
+                let entries = match self.prefetched.take() {
+                    Some(prefetched) => prefetched.await??,
+                    None => match self.read_wait(!batch.is_empty()) {
+                        Some(wait) => self.read(&ReadFrom::New(wait), cancel).await?,
+                        None => Vec::new(),
+                    },
+                };
+                if let Some(last) = entries.last() {
+                    self.last_read = Some(last.id.clone());
                 }
+                // A full batch means more is waiting: read the next one while this one is
+                // handled and committed.
+                if entries.len() == self.settings.batch_size && self.held.is_empty() {
+                    self.prefetched = Some(self.prefetch());
+                }
+                batch.extend(entries);
             }
             self.recovered();
             let ready = self.hold_back(batch);
