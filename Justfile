@@ -33,6 +33,42 @@ test: guests build
 test-unit:
     cargo nextest run --workspace --lib --bins
 
+# Benchmarks, never part of `just test` (BENCHMARKS.md); e.g. `just bench --quick`, `just bench --json bench.json`.
+bench *ARGS: guests
+    cargo build --release -p watchtower -p watchtower-bench
+    target/release/watchtower-bench {{ARGS}}
+
+# The Dockerfile's build steps without Docker, then the image's config run on a private redis-server until healthy.
+container-check:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -p watchtower --locked
+    (cd guest-examples && cargo build --release --locked --target wasm32-wasip2 -p speed-alert -p trip-tracker)
+    out=$(mktemp -d)
+    trap '[ -f "$out/redis.pid" ] && kill "$(cat "$out/redis.pid")"; rm -rf "$out"' EXIT
+    mkdir -p "$out/handlers"
+    for name in speed-alert trip-tracker; do
+        cp "guest-examples/target/wasm32-wasip2/release/$(echo "$name" | tr - _).wasm" "$out/handlers/$name.wasm"
+        target/release/watchtower check "$out/handlers/$name.wasm"
+    done
+    target/release/watchtower --help > /dev/null
+    # The image's config with the image's paths pointing here; Redis and the port by variable,
+    # as compose.yaml sets them.
+    sed -e "s#/opt/watchtower/handlers#$out/handlers#" -e "s#/var/cache/watchtower#$out/cache#" \
+        deploy/watchtower.toml > "$out/watchtower.toml"
+    redis_port=$((20000 + RANDOM % 10000))
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$out" \
+        --logfile "$out/redis.log" --pidfile "$out/redis.pid" --daemonize yes
+    export WATCHTOWER_CONFIG="$out/watchtower.toml" WATCHTOWER_REDIS_URL="redis://127.0.0.1:$redis_port"
+    export WATCHTOWER_ADMIN_LISTEN="127.0.0.1:$((redis_port + 10000))"
+    target/release/watchtower run > "$out/host.log" 2>&1 &
+    host=$!
+    for _ in $(seq 1 150); do target/release/watchtower healthcheck 2> /dev/null && break; sleep 0.2; done
+    target/release/watchtower healthcheck || { cat "$out/host.log"; exit 1; }
+    kill -TERM "$host"
+    wait "$host" || { cat "$out/host.log"; exit 1; }
+    echo "container-check: the image's build steps and its configuration work"
+
 # Lints: formatting and clippy with warnings as errors, host and guests.
 lint:
     cargo fmt --all --check

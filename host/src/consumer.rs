@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::StartFrom;
 use crate::dispatch::{Dispatcher, Handled, Outcome, lanes};
+use crate::metrics::Tally;
 use crate::redis::claim::{autoclaim, claim_for_retry, remove_idle_consumers, touch};
 use crate::redis::group::create_group;
 use crate::redis::{CommitItem, Committer, ReadFrom, StreamEntry, ensure_group, read_group};
@@ -492,8 +493,12 @@ impl Consumer {
         let stream = self.settings.stream.clone();
         let now = Instant::now();
         let mut finished = Vec::with_capacity(results.len());
+        let mut tally = Tally::new(self.dispatcher.metrics());
         for (entry, handled) in results {
             let lane = self.lane_of(&entry);
+            if let Some(h) = &handled {
+                tally.add(&entry, &h.outcome);
+            }
             match handled {
                 None => self.held.push_back(Held {
                     entry,
@@ -543,6 +548,7 @@ impl Consumer {
                     items.len()
                 )
             })?;
+        tally.committed(&applied);
         for (item, applied) in items.iter().zip(applied) {
             if applied {
                 tracing::debug!(handler, stream, entry = %item.entry_id, "committed");
@@ -567,6 +573,9 @@ pub async fn supervise(mut consumer: Consumer, cancel: CancellationToken) {
             Ok(()) => return,
             Err(error) => {
                 consumer.failures += 1;
+                if let Some(metrics) = consumer.dispatcher.metrics() {
+                    metrics.host().redis_reconnected();
+                }
                 let failures = consumer.failures;
                 if failures == 1 {
                     tracing::error!(handler, stream, "consumer failed, retrying: {error:#}");

@@ -60,14 +60,15 @@ impl HandlerEntry {
 
     /// Counts a call of `version`; while that version is on probation, rolls back to the
     /// previous one as soon as its failures exceed the allowed share of its first calls.
-    pub fn record_call(&self, version: &Arc<LoadedHandler>, ok: bool) {
+    /// Returns whether this call caused a rollback.
+    pub fn record_call(&self, version: &Arc<LoadedHandler>, ok: bool) -> bool {
         version.stats.record(ok);
         let mut probation = lock(&self.probation);
         let Some(p) = probation.as_mut() else {
-            return;
+            return false;
         };
         if !Arc::ptr_eq(&p.version, version) {
-            return;
+            return false;
         }
         p.calls += 1;
         if !ok {
@@ -89,6 +90,7 @@ impl HandlerEntry {
             );
             self.install(p.previous.clone());
             *probation = None;
+            return true;
         } else if p.calls >= p.rule.window {
             tracing::info!(
                 handler = %self.config.name,
@@ -99,6 +101,7 @@ impl HandlerEntry {
             );
             *probation = None;
         }
+        false
     }
 
     /// An idle instance of `version`, if one is warm. Instances of other versions found on

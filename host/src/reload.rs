@@ -16,6 +16,7 @@ use watchtower_events::{stream_key, wire};
 pub use watch::watch;
 
 use crate::dispatch::event_for;
+use crate::metrics::{Metrics, ReloadResult};
 use crate::redis::StreamEntry;
 use crate::redis::reader::parse_entries;
 use crate::registry::{HandlerEntry, HandlerRegistry};
@@ -68,6 +69,7 @@ pub struct Reloader {
     one_at_a_time: tokio::sync::Mutex<()>,
     /// Counts of swaps and refusals.
     pub stats: ReloadStats,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Reloader {
@@ -85,7 +87,14 @@ impl Reloader {
             namespace,
             one_at_a_time: tokio::sync::Mutex::new(()),
             stats: ReloadStats::default(),
+            metrics: None,
         }
+    }
+
+    /// Counts swaps and refusals in `metrics` too.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The handlers.
@@ -105,6 +114,7 @@ impl Reloader {
         match &result {
             Ok(s) if s.swapped => {
                 self.stats.swapped.fetch_add(1, Ordering::Relaxed);
+                self.count(name, ReloadResult::Swapped);
                 tracing::info!(
                     handler = %s.handler,
                     version = %s.version,
@@ -116,10 +126,17 @@ impl Reloader {
             Ok(s) => tracing::debug!(handler = %s.handler, trigger, "component unchanged"),
             Err(error) => {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                self.count(name, ReloadResult::Refused);
                 tracing::warn!(handler = name, trigger, "reload refused: {error}");
             }
         }
         result
+    }
+
+    fn count(&self, handler: &str, result: ReloadResult) {
+        if let Some(metrics) = &self.metrics {
+            metrics.reload(handler, result);
+        }
     }
 
     async fn try_reload(&self, entry: &Arc<HandlerEntry>) -> Result<Swapped, ReloadError> {

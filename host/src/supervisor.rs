@@ -19,6 +19,7 @@ use crate::admin::AdminState;
 use crate::config::{Config, HandlerConfig, StartFrom};
 use crate::consumer::{Consumer, ConsumerSettings, supervise};
 use crate::dispatch::{Dispatcher, StreamSource};
+use crate::metrics::Metrics;
 use crate::redis::dlq::redrive_key;
 use crate::registry::{HandlerEntry, HandlerRegistry};
 use crate::reload::Reloader;
@@ -59,7 +60,8 @@ pub async fn run_with_reloads(
         on_shutdown.cancel();
     });
 
-    let Some(writer) = connect_until(&config.redis.url, None, &cancel).await else {
+    let metrics = Arc::new(Metrics::new());
+    let Some(writer) = connect_until(&config.redis.url, None, &cancel, &metrics).await else {
         return Ok(());
     };
     let listener = tokio::net::TcpListener::bind(config.admin.listen)
@@ -78,10 +80,14 @@ pub async fn run_with_reloads(
         registry.clone(),
         writer.clone(),
         config.redis.namespace.clone(),
-    ));
+    ).with_metrics(metrics.clone()));
     let admin = Arc::new(AdminState {
         reloader: reloader.clone(),
         ready: AtomicBool::new(false),
+        redis: writer.clone(),
+        namespace: config.redis.namespace.clone(),
+        metrics: metrics.clone(),
+        token: config.admin.token.clone(),
     });
     let local = listener
         .local_addr()
@@ -97,12 +103,15 @@ pub async fn run_with_reloads(
         }
     });
 
+    let ingest = crate::ingest::start(&config, writer.clone(), cancel.clone()).await?;
+
     let mut host = Host {
         config,
         runtime,
         writer,
         registry,
         reloader,
+        metrics: metrics.clone(),
         cancel: cancel.clone(),
         running: HashMap::new(),
         watcher: None,
@@ -111,6 +120,13 @@ pub async fn run_with_reloads(
         host.start_handler(handler, loaded).await?;
     }
     host.restart_watcher()?;
+    tokio::spawn(crate::metrics::poll_redis(
+        metrics,
+        host.registry.clone(),
+        host.writer.clone(),
+        host.config.admin.metrics_interval,
+        cancel.clone(),
+    ));
     admin.ready.store(true, Ordering::Relaxed);
     tracing::info!(
         consumer = %host.config.consumer.name,
@@ -131,6 +147,11 @@ pub async fn run_with_reloads(
         }
     }
     host.shutdown().await;
+    if let Some(ingest) = ingest {
+        // Requests in flight get their answer (within the listener's grace) before `run`
+        // returns.
+        let _ = ingest.await;
+    }
     Ok(())
 }
 
@@ -141,6 +162,7 @@ struct Host {
     writer: ConnectionManager,
     registry: Arc<HandlerRegistry>,
     reloader: Arc<Reloader>,
+    metrics: Arc<Metrics>,
     cancel: CancellationToken,
     /// Per handler: the token that stops its consumers, and the consumers.
     running: HashMap<String, (CancellationToken, JoinSet<()>)>,
@@ -216,7 +238,7 @@ impl Host {
                 consumer_grace: consumer.consumer_grace,
             };
             let Some(reader) =
-                connect_until(&self.config.redis.url, Some(consumer.block), &stop).await
+                connect_until(&self.config.redis.url, Some(consumer.block), &stop, &self.metrics).await
             else {
                 break;
             };
@@ -226,7 +248,8 @@ impl Host {
                 &stream,
                 source,
                 consumer.max_entry_bytes,
-            );
+            )
+            .with_metrics(&self.metrics);
             let consumer = Consumer::new(settings, dispatcher, reader, self.writer.clone());
             consumers.spawn(supervise(consumer, stop.clone()));
         }
@@ -380,11 +403,17 @@ fn restart_only_changes(current: &Config, next: &Config) -> Vec<&'static str> {
     if current.consumer != next.consumer {
         sections.push("[consumer]");
     }
-    if current.admin.listen != next.admin.listen {
+    if current.admin.listen != next.admin.listen
+        || current.admin.metrics_interval != next.admin.metrics_interval
+        || current.admin.token != next.admin.token
+    {
         sections.push("[admin]");
     }
     if current.cache_dir != next.cache_dir {
         sections.push("[cache]");
+    }
+    if current.ingest != next.ingest {
+        sections.push("[ingest] and [webhooks]");
     }
     sections
 }
@@ -411,11 +440,13 @@ async fn load_components(
 }
 
 /// Connects to Redis, retrying with a growing pause until it works or `cancel` fires
-/// (`None`). An outage is logged once when it starts and once when it ends.
+/// (`None`). An outage is logged once when it starts and once when it ends, and counted
+/// once in `metrics` when it ends.
 async fn connect_until(
     url: &str,
     blocking: Option<Duration>,
     cancel: &CancellationToken,
+    metrics: &Metrics,
 ) -> Option<ConnectionManager> {
     let mut failures: u32 = 0;
     loop {
@@ -426,6 +457,7 @@ async fn connect_until(
         match attempt {
             Ok(conn) => {
                 if failures > 0 {
+                    metrics.redis_reconnected();
                     tracing::info!(url = %redact(url), failures, "connected to Redis");
                 }
                 return Some(conn);

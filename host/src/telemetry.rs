@@ -22,6 +22,13 @@ pub fn init(format: LogFormat, default_level: &str) {
     // A second initialisation (tests running several hosts in one process) is harmless.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // The innermost span's fields (an event's handler, version, stream, entry, event_id
+        // and correlation_id) go with every line logged inside it, under `span`.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
     };
 }

@@ -328,37 +328,6 @@ async fn redis_outage_is_retried_quietly_until_redis_returns() {
     assert!(output.success(), "the host still stops cleanly: {output}");
 }
 
-/// A component of the handler world whose instantiation traps: its core module's start
-/// function hits `unreachable`. It compiles and type-checks; only instantiating shows it.
-const TRAPS_ON_INSTANTIATION: &str = r#"
-(component
-  (core module $m
-    (memory (export "memory") 1)
-    (global $next (mut i32) (i32.const 1024))
-    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
-      (local $at i32)
-      (local.set $at (global.get $next))
-      (global.set $next (i32.add (global.get $next) (i32.add (local.get 3) (i32.const 8))))
-      (local.get $at))
-    (func (export "handle") (param i32) (result i32) (i32.const 0))
-    (func $refuse unreachable)
-    (start $refuse))
-  (core instance $i (instantiate $m))
-  (type $event-def (record
-    (field "id" string) (field "event-id" string) (field "event-type" string)
-    (field "timestamp" string) (field "version" string)
-    (field "correlation-id" (option string))
-    (field "metadata" (list (tuple string string)))
-    (field "data" string) (field "attempt" u32)))
-  (export $event "event" (type $event-def))
-  (type $error-def (variant (case "retry" string) (case "reject" string)))
-  (export $handle-error "handle-error" (type $error-def))
-  (func $handle (param "event" $event) (result (result (error $handle-error)))
-    (canon lift (core func $i "handle") (memory (core memory $i "memory"))
-      (realloc (core func $i "realloc"))))
-  (export "handle" (func $handle)))
-"#;
-
 /// How long `run` may take to refuse to start.
 const REFUSAL_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -367,8 +336,7 @@ async fn run_refuses_a_component_that_fails_to_instantiate_naming_handler_and_fi
     let redis = RedisServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let component = dir.path().join("traps-at-start.wasm");
-    let bytes = wat::parse_str(TRAPS_ON_INSTANTIATION).expect("the fixture component is valid");
-    std::fs::write(&component, bytes).expect("write the component");
+    std::fs::write(&component, guests::traps_on_instantiation()).expect("write the component");
     let config = HostConfig::new(redis.url(), "t_bad_instance")
         .handler(HandlerConfig::new(
             "broken-at-start",

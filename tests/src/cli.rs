@@ -286,6 +286,16 @@ impl LogRecord {
     pub fn is_warning(&self) -> bool {
         matches!(self.level.as_str(), "WARN" | "ERROR")
     }
+
+    /// The field `name` of the line (fields sit next to `message`), as text: a string as
+    /// it is, any other value in JSON; `None` when the line has no such field.
+    pub fn field(&self, name: &str) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_str(&self.line).ok()?;
+        match value.get(name)? {
+            serde_json::Value::String(text) => Some(text.clone()),
+            other => Some(other.to_string()),
+        }
+    }
 }
 
 /// The JSON lines of `log` (other lines, such as a final `error: …`, are skipped).

@@ -44,16 +44,25 @@
 //! - [`redis_server`]: [`RedisServer`], one private `redis-server` per test (durable and
 //!   restartable on request), and [`redis_server::OutageListener`] for while it is down.
 //! - [`wait`]: [`eventually`], polling a condition until a deadline.
-//! - [`guests`]: paths of the built example components.
+//! - [`guests`]: paths of the built example components, another build of one
+//!   ([`guests::variant`]).
+//! - [`config`]: [`HostConfig`] and [`HandlerConfig`], a `watchtower.toml` built key by key.
 //! - [`host`]: [`Host`], a host running in-process from a [`HostConfig`] rendered to a
 //!   temporary `watchtower.toml`.
 //! - [`cli`]: running the `watchtower` binary ([`watchtower()`], [`RunningProcess`]), its
 //!   JSON log.
+//! - [`admin`]: the host's admin listener over HTTP: readiness, handler versions, reloads.
+//! - [`ingest`]: the host's ingest listener over HTTP, and webhook signatures.
+//! - [`browser`]: headless Chromium loading a page the host serves (skipped where absent).
+//! - [`versions`]: deploying a new version of a component under a running host, version
+//!   labels, and the host's log about swaps, refusals, rollbacks and its compile cache.
 //! - [`streams`]: publishing in the wire format, reading entries back, handlers' kv state.
 //! - [`groups`]: consumer groups: creating, reading without ack, pending entries, waits.
 //! - [`dead_letters`]: dead-letter streams and the `error.occurred` events announcing them.
 //! - [`fixtures`]: the events tests publish (positions, trips, `chaos` instructions) and
 //!   checks of what `chaos` recorded.
+//! - [`snapshot`]: everything a namespace holds in Redis, to show that something committed
+//!   nothing.
 
 // The harness is test code compiled as a library: a failed setup step has no caller to
 // report to, so it panics with a message, as the tests themselves do.
@@ -63,22 +72,28 @@
     reason = "test harness: failures panic with a message, like the tests that call it"
 )]
 
+pub mod admin;
+pub mod browser;
 pub mod cli;
+pub mod config;
 pub mod dead_letters;
 pub mod fixtures;
 pub mod groups;
 pub mod guests;
 pub mod host;
+pub mod ingest;
 pub mod redis_server;
+pub mod snapshot;
 pub mod streams;
+pub mod versions;
 pub mod wait;
 
 pub use cli::CliOutput;
 pub use cli::RunningProcess;
 pub use cli::watchtower;
-pub use host::HandlerConfig;
+pub use config::HandlerConfig;
+pub use config::HostConfig;
 pub use host::Host;
-pub use host::HostConfig;
 pub use redis_server::RedisServer;
 pub use streams::Event;
 pub use streams::event_id;

@@ -4,8 +4,10 @@
 mod check;
 mod demo;
 mod dlq;
+mod healthcheck;
 mod publish;
 mod reload;
+mod replay;
 mod run;
 mod status;
 
@@ -38,6 +40,8 @@ impl Cli {
     pub fn default_log_level(&self) -> &'static str {
         match (self.verbose, &self.command) {
             (0, Command::Demo(_)) => "warn",
+            // Under a progress bar; what guests print is summed up in the failure reasons.
+            (0, Command::Replay(_)) => "warn,guest=error",
             (0, _) => "info",
             (1, _) => "info,watchtower=debug",
             _ => "debug,watchtower=trace",
@@ -60,6 +64,10 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Ask a running host to reload a handler's component and swap it in.
     Reload(reload::ReloadArgs),
+    /// Re-run a window of a stream through a handler; effects are discarded unless --commit.
+    Replay(replay::ReplayArgs),
+    /// Exit 0 if the host's admin listener answers /healthz (for container health checks).
+    Healthcheck(healthcheck::HealthcheckArgs),
     /// Run a self-contained demo: a private redis-server, the example handlers, a fleet scenario.
     Demo(demo::DemoArgs),
 }
@@ -136,5 +144,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => check::run(args),
         Command::Demo(args) => demo::run(args).await,
         Command::Reload(args) => reload::run(args).await,
+        Command::Replay(args) => replay::run(args).await,
+        Command::Healthcheck(args) => healthcheck::run(args).await,
     }
 }

@@ -1,5 +1,6 @@
 //! `watchtower reload NAME`: asks a running host (through its admin listener) to load the
-//! handler's component again and swap it in.
+//! handler's component again and swap it in. Sends the admin bearer token when one is
+//! configured (`--token`, `WATCHTOWER_ADMIN_TOKEN`, or `[admin] token`/`token_env`).
 
 use std::path::PathBuf;
 
@@ -7,6 +8,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use serde_json::Value;
 use watchtower::config::DEFAULT_ADMIN_LISTEN;
+use watchtower::config::file::FileConfig;
 
 use super::read_raw;
 
@@ -19,6 +21,10 @@ pub struct ReloadArgs {
     /// else http://127.0.0.1:9464].
     #[arg(long, env = "WATCHTOWER_ADMIN_URL")]
     pub admin_url: Option<String>,
+    /// Bearer token of the admin listener [default: `[admin] token` or `token_env` of the
+    /// config file, else none].
+    #[arg(long, env = "WATCHTOWER_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Config file to read `[admin] listen` from (used only if it exists).
     #[arg(
         long,
@@ -31,10 +37,14 @@ pub struct ReloadArgs {
 
 /// Sends the request and prints the outcome; fails with the host's reason when refused.
 pub async fn run(args: ReloadArgs) -> anyhow::Result<()> {
+    let file = if args.admin_url.is_some() && args.token.is_some() {
+        FileConfig::default()
+    } else {
+        read_raw(&args.config)?
+    };
     let base = match args.admin_url {
         Some(url) => url,
         None => {
-            let file = read_raw(&args.config)?;
             let listen = file
                 .admin
                 .listen
@@ -42,6 +52,15 @@ pub async fn run(args: ReloadArgs) -> anyhow::Result<()> {
             format!("http://{listen}")
         }
     };
+    let token = args
+        .token
+        .or(file.admin.token)
+        .or_else(|| {
+            file.admin
+                .token_env
+                .and_then(|name| std::env::var(name).ok())
+        })
+        .filter(|token| !token.is_empty());
     let url = format!(
         "{}/admin/handlers/{}/reload",
         base.trim_end_matches('/'),
@@ -54,7 +73,11 @@ pub async fn run(args: ReloadArgs) -> anyhow::Result<()> {
                 .http_status_as_error(false)
                 .build()
                 .into();
-            let mut response = agent.post(&url).send_empty()?;
+            let mut request = agent.post(&url);
+            if let Some(token) = &token {
+                request = request.header("Authorization", format!("Bearer {token}"));
+            }
+            let mut response = request.send_empty()?;
             let status = response.status().as_u16();
             Ok((status, response.body_mut().read_to_string()?))
         }

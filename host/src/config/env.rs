@@ -4,11 +4,12 @@
 use super::file::FileConfig;
 
 /// The variables that override the file, and the key each one replaces.
-pub const OVERRIDES: [(&str, &str); 4] = [
+pub const OVERRIDES: [(&str, &str); 5] = [
     ("WATCHTOWER_REDIS_URL", "[redis] url"),
     ("WATCHTOWER_NAMESPACE", "[redis] namespace"),
     ("WATCHTOWER_CONSUMER_NAME", "[consumer] name"),
     ("WATCHTOWER_ADMIN_LISTEN", "[admin] listen"),
+    ("WATCHTOWER_ADMIN_TOKEN", "[admin] token"),
 ];
 
 /// Replaces values of `raw` by the variables that `lookup` finds (empty values are ignored).
@@ -26,6 +27,11 @@ pub fn apply_env_overrides(raw: &mut FileConfig, lookup: impl Fn(&str) -> Option
     if let Some(listen) = get("WATCHTOWER_ADMIN_LISTEN") {
         raw.admin.listen = Some(listen);
     }
+    if let Some(token) = get("WATCHTOWER_ADMIN_TOKEN") {
+        // Replaces the file's token wherever the file keeps it.
+        raw.admin.token = Some(token);
+        raw.admin.token_env = None;
+    }
 }
 
 #[cfg(test)]
@@ -42,5 +48,15 @@ mod tests {
         });
         assert_eq!(raw.redis.url.as_deref(), Some("redis://b:2"));
         assert_eq!(raw.redis.namespace, None);
+    }
+
+    #[test]
+    fn an_admin_token_variable_replaces_the_token_env_of_the_file() {
+        let mut raw: FileConfig = toml::from_str("[admin]\ntoken_env = \"OTHER\"\n").unwrap();
+        apply_env_overrides(&mut raw, |name| {
+            (name == "WATCHTOWER_ADMIN_TOKEN").then(|| "t0ken".to_owned())
+        });
+        assert_eq!(raw.admin.token.as_deref(), Some("t0ken"));
+        assert_eq!(raw.admin.token_env, None);
     }
 }

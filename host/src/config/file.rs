@@ -29,6 +29,12 @@ pub struct FileConfig {
     /// The handlers this host runs.
     #[serde(default, rename = "handler")]
     pub handlers: Vec<HandlerSection>,
+    /// The HTTP listener that publishes events (`POST /events/{type}`, `/webhooks/{source}`).
+    #[serde(default)]
+    pub ingest: IngestSection,
+    /// Webhook senders, by the `{source}` of their URL: `[webhooks.github]`.
+    #[serde(default)]
+    pub webhooks: BTreeMap<String, WebhookSection>,
 }
 
 /// `[reload]`
@@ -94,6 +100,14 @@ pub struct ConsumerSection {
 pub struct AdminSection {
     /// Address of the admin HTTP listener (default `127.0.0.1:9464`).
     pub listen: Option<String>,
+    /// Bearer token that mutating admin requests (POST, PUT, DELETE) must carry; unset:
+    /// none needed.
+    pub token: Option<String>,
+    /// Name of an environment variable holding the token, instead of `token`.
+    pub token_env: Option<String>,
+    /// How often stream figures (length, pending, lag, dead letters) are read from Redis for
+    /// `GET /metrics` (default 5000).
+    pub metrics_interval_ms: Option<u64>,
 }
 
 /// One `[[handler]]`.
@@ -155,4 +169,36 @@ pub struct HandlerSection {
     /// The handler's own settings, read by the guest with `config-get`.
     #[serde(default)]
     pub config: BTreeMap<String, toml::Value>,
+}
+
+/// `[ingest]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSection {
+    /// Address of the ingest HTTP listener, e.g. `127.0.0.1:9465` (unset: ingest is off).
+    pub listen: Option<String>,
+    /// Largest request body accepted (default 1048576); larger ones get 413.
+    pub max_body_bytes: Option<u64>,
+    /// Accept only the eight built-in event types on `POST /events/{type}` (default true);
+    /// false also accepts any valid custom type with a JSON object payload.
+    pub strict: Option<bool>,
+    /// Accept webhooks from sources without a `[webhooks.SOURCE]` table, and tables
+    /// without a secret, unchecked (default false: unknown sources get 404).
+    pub allow_unsigned_webhooks: Option<bool>,
+}
+
+/// One `[webhooks.SOURCE]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSection {
+    /// Key of the HMAC-SHA256 signature of the request body.
+    pub secret: Option<String>,
+    /// Name of an environment variable holding the key, instead of `secret`.
+    pub secret_env: Option<String>,
+    /// Header carrying the signature, `sha256=<hex>` or bare hex (default
+    /// `X-Signature-256`).
+    pub signature_header: Option<String>,
+    /// Request headers copied into the event, besides `content-type` and `user-agent`.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
 }

@@ -6,6 +6,7 @@
 
 mod env;
 pub mod file;
+mod ingest;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -18,6 +19,10 @@ use watchtower_events::{DEFAULT_NAMESPACE, validate_event_type};
 pub use crate::error::ConfigError;
 pub use env::{OVERRIDES, apply_env_overrides};
 use file::{FileConfig, HandlerSection};
+pub use ingest::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_SIGNATURE_HEADER, IngestConfig, Secret, WebhookSource,
+    is_source_name,
+};
 
 /// Redis URL used when neither the file nor the environment names one.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -43,6 +48,8 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// The handlers, in file order.
     pub handlers: Vec<HandlerConfig>,
+    /// The ingest HTTP listener, when `[ingest] listen` is set.
+    pub ingest: Option<IngestConfig>,
 }
 
 /// `[reload]`, validated.
@@ -89,6 +96,10 @@ pub struct ConsumerConfig {
 pub struct AdminConfig {
     /// Listener address.
     pub listen: SocketAddr,
+    /// Bearer token required by mutating requests, when set.
+    pub token: Option<Secret>,
+    /// How often the stream figures of `GET /metrics` are read from Redis.
+    pub metrics_interval: Duration,
 }
 
 /// Where a consumer group that this host creates starts reading.
@@ -281,6 +292,28 @@ fn validate(raw: FileConfig, source: &Path) -> Result<Config, ConfigError> {
         )
     })?;
 
+    let metrics_interval = Duration::from_millis(v.positive(
+        "[admin] `metrics_interval_ms`",
+        raw.admin.metrics_interval_ms.unwrap_or(5_000),
+    )?);
+
+    let env = |name: &str| std::env::var(name).ok();
+    let token = v.secret(
+        ("[admin] `token`", raw.admin.token),
+        ("[admin] `token_env`", raw.admin.token_env),
+        &env,
+    )?;
+    let ingest = v.ingest(raw.ingest, raw.webhooks, &env)?;
+    if let Some(ingest) = &ingest
+        && ingest.listen == listen
+        && listen.port() != 0
+    {
+        return Err(v.invalid(
+            "[ingest] `listen`",
+            format!("{listen} is the admin listener's address; give ingest its own"),
+        ));
+    }
+
     let reload = ReloadConfig {
         watch: raw.reload.watch.unwrap_or(true),
         debounce: Duration::from_millis(raw.reload.debounce_ms.unwrap_or(200)),
@@ -335,10 +368,15 @@ fn validate(raw: FileConfig, source: &Path) -> Result<Config, ConfigError> {
         source: source.to_path_buf(),
         redis: RedisConfig { url, namespace },
         consumer,
-        admin: AdminConfig { listen },
+        admin: AdminConfig {
+            listen,
+            metrics_interval,
+            token,
+        },
         reload,
         cache_dir,
         handlers,
+        ingest,
     })
 }
 
@@ -611,6 +649,17 @@ name = "speed-alert"
 component = "h.wasm"
 events = ["position.updated"]
 "#;
+
+    #[test]
+    fn metrics_interval_defaults_to_five_seconds_and_must_be_positive() {
+        let cfg = with_component(MINIMAL).1.unwrap();
+        assert_eq!(cfg.admin.metrics_interval, Duration::from_secs(5));
+        let set = format!("[admin]\nmetrics_interval_ms = 250\n{MINIMAL}");
+        let cfg = with_component(&set).1.unwrap();
+        assert_eq!(cfg.admin.metrics_interval, Duration::from_millis(250));
+        let msg = err(&format!("[admin]\nmetrics_interval_ms = 0\n{MINIMAL}"));
+        assert!(msg.contains("[admin] `metrics_interval_ms`: must be > 0"), "{msg}");
+    }
 
     #[test]
     fn defaults_fill_a_minimal_file() {

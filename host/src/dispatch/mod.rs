@@ -8,12 +8,16 @@ pub mod lanes;
 pub mod outcome;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::json;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 use watchtower_events::{ERROR_OCCURRED, Envelope, ErrorOccurred, dlq_key, validate_payload, wire};
 
 pub use outcome::{Attempt, Outcome, RetryPolicy, decide};
 
+use crate::metrics::{DispatchMetrics, Metrics};
 use crate::redis::StreamEntry;
 use crate::redis::dlq::{FIELD_REDRIVE_ID, FIELD_REDRIVE_STREAM, dead_letter_fields};
 use crate::registry::HandlerEntry;
@@ -82,6 +86,7 @@ pub struct Dispatcher {
     stream: Arc<str>,
     source: StreamSource,
     max_entry_bytes: usize,
+    metrics: Option<DispatchMetrics>,
 }
 
 impl Dispatcher {
@@ -99,7 +104,23 @@ impl Dispatcher {
             stream: stream.into(),
             source,
             max_entry_bytes,
+            metrics: None,
         }
+    }
+
+    /// Times its calls and counts their outcomes and traps in `metrics`.
+    pub fn with_metrics(mut self, metrics: &Arc<Metrics>) -> Self {
+        let event_types = match &self.source {
+            StreamSource::Events(event_type) => std::slice::from_ref(event_type),
+            StreamSource::Redrive => self.handler.config.events.as_slice(),
+        };
+        self.metrics = Some(metrics.dispatch(self.handler.name(), event_types));
+        self
+    }
+
+    /// Its series, when it has them.
+    pub fn metrics(&self) -> Option<&DispatchMetrics> {
+        self.metrics.as_ref()
     }
 
     /// The handler this dispatcher calls.
@@ -110,7 +131,23 @@ impl Dispatcher {
     /// Decodes and handles one entry. Never fails: every failure is an [`Outcome`].
     /// `overlay` holds the uncommitted kv writes of the batch so far; a successful call's
     /// writes are added to it.
+    ///
+    /// Runs in an `event` span naming the handler, version, stream, entry, event id and
+    /// correlation id, so every line logged meanwhile (the guest's too) carries them.
     pub async fn handle(&self, entry: &StreamEntry, overlay: &KvOverlay) -> Handled {
+        let span = tracing::info_span!(
+            "event",
+            handler = %self.handler.name(),
+            version = Empty,
+            stream = %self.stream,
+            entry = %entry.id,
+            event_id = Empty,
+            correlation_id = Empty,
+        );
+        self.handle_entry(entry, overlay).instrument(span).await
+    }
+
+    async fn handle_entry(&self, entry: &StreamEntry, overlay: &KvOverlay) -> Handled {
         let Some(fields) = &entry.fields else {
             return self.finish(entry, &Attempt::Deleted, Effects::default(), None);
         };
@@ -132,6 +169,12 @@ impl Dispatcher {
                 return self.refuse(entry, fields, error.field(), error.reason_code());
             }
         };
+        // An event without a correlation id starts a trace of its own: its events inherit
+        // its event id as theirs.
+        let correlation_id = envelope.correlation_id.as_ref().unwrap_or(&envelope.event_id);
+        let span = tracing::Span::current();
+        span.record("event_id", envelope.event_id.as_str());
+        span.record("correlation_id", correlation_id.as_str());
         if self.source == StreamSource::Redrive
             && !self.handler.config.events.contains(&envelope.event_type)
         {
@@ -179,7 +222,11 @@ impl Dispatcher {
         overlay: &KvOverlay,
     ) -> Handled {
         let (source, event) = event_for(&self.stream, entry, &envelope);
+        let started = Instant::now();
         let result = self.invoke(source, overlay, &event).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.called(started.elapsed(), result.as_ref().err());
+        }
         let event_id = Some(envelope.event_id.clone());
         match result {
             Ok(effects) => {
@@ -206,6 +253,7 @@ impl Dispatcher {
     async fn invoke(&self, source: SourceEvent, overlay: &KvOverlay, event: &Event) -> CallReport {
         let limits = self.handler.limits();
         let version = self.handler.current();
+        tracing::Span::current().record("version", version.version());
         let mut instance = match self.handler.take_instance(&version) {
             Some(instance) => instance,
             None => {
@@ -218,7 +266,11 @@ impl Dispatcher {
             .runtime
             .call(&mut instance, source, overlay.clone(), event, limits)
             .await;
-        self.handler.record_call(&instance.version, result.is_ok());
+        if self.handler.record_call(&instance.version, result.is_ok())
+            && let Some(metrics) = &self.metrics
+        {
+            metrics.rolled_back();
+        }
         if result.as_ref().err().is_none_or(Failure::instance_survives) {
             self.handler.return_instance(instance);
         }
