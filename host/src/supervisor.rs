@@ -75,12 +75,15 @@ pub async fn run_with_reloads(
         })?;
 
     let registry = Arc::new(HandlerRegistry::default());
-    let reloader = Arc::new(Reloader::new(
-        runtime.clone(),
-        registry.clone(),
-        writer.clone(),
-        config.redis.namespace.clone(),
-    ).with_metrics(metrics.clone()));
+    let reloader = Arc::new(
+        Reloader::new(
+            runtime.clone(),
+            registry.clone(),
+            writer.clone(),
+            config.redis.namespace.clone(),
+        )
+        .with_metrics(metrics.clone()),
+    );
     let admin = Arc::new(AdminState {
         reloader: reloader.clone(),
         ready: AtomicBool::new(false),
@@ -237,8 +240,13 @@ impl Host {
                 claim_interval: consumer.claim_interval,
                 consumer_grace: consumer.consumer_grace,
             };
-            let Some(reader) =
-                connect_until(&self.config.redis.url, Some(consumer.block), &stop, &self.metrics).await
+            let Some(reader) = connect_until(
+                &self.config.redis.url,
+                Some(consumer.block),
+                &stop,
+                &self.metrics,
+            )
+            .await
             else {
                 break;
             };

@@ -11,6 +11,7 @@
 )]
 
 mod cli;
+mod container;
 mod dead_letter;
 mod dead_letter_cli;
 mod delivery;

@@ -658,7 +658,10 @@ events = ["position.updated"]
         let cfg = with_component(&set).1.unwrap();
         assert_eq!(cfg.admin.metrics_interval, Duration::from_millis(250));
         let msg = err(&format!("[admin]\nmetrics_interval_ms = 0\n{MINIMAL}"));
-        assert!(msg.contains("[admin] `metrics_interval_ms`: must be > 0"), "{msg}");
+        assert!(
+            msg.contains("[admin] `metrics_interval_ms`: must be > 0"),
+            "{msg}"
+        );
     }
 
     #[test]

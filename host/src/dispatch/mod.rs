@@ -171,7 +171,10 @@ impl Dispatcher {
         };
         // An event without a correlation id starts a trace of its own: its events inherit
         // its event id as theirs.
-        let correlation_id = envelope.correlation_id.as_ref().unwrap_or(&envelope.event_id);
+        let correlation_id = envelope
+            .correlation_id
+            .as_ref()
+            .unwrap_or(&envelope.event_id);
         let span = tracing::Span::current();
         span.record("event_id", envelope.event_id.as_str());
         span.record("correlation_id", correlation_id.as_str());
