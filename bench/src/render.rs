@@ -97,7 +97,7 @@ fn row_notes(row: &Row) -> Vec<String> {
     notes
 }
 
-const HEADER: [&str; 12] = [
+const HEADER: [&str; 13] = [
     "scenario",
     "runs",
     "ev/s min",
@@ -109,6 +109,7 @@ const HEADER: [&str; 12] = [
     "p99.9 ms",
     "host CPU µs/ev",
     "Redis CPU µs/ev",
+    "× ceiling by CPU",
     "peak RSS MB",
 ];
 
@@ -139,6 +140,10 @@ pub fn table(rows: &[Row]) -> String {
             cells.push(opt(latency.map(|l| l.p999_ms), 2));
             cells.push(opt(row.cpu_us_per_event, 2));
             cells.push(opt(row.redis_cpu_us_per_event, 2));
+            cells.push(
+                row.cpu_ratio_to_ceiling
+                    .map_or_else(dash, |r| format!("{:.0}%", r * 100.0)),
+            );
             cells.push(opt(row.peak_rss_mb, 1));
             cells
         })

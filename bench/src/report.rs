@@ -108,6 +108,11 @@ pub struct Row {
     pub events_per_sec: Option<Spread>,
     /// Median events/s divided by the median of the ceiling with as many consumers.
     pub ratio_to_ceiling: Option<f64>,
+    /// The same ratio from CPU time instead of wall-clock time: (consumer + Redis CPU per
+    /// event of the ceiling) / (the same of this row). What the ratio would be if both were
+    /// limited by the same cores and nothing else ran; far less sensitive to other work on
+    /// the machine than `ratio_to_ceiling`.
+    pub cpu_ratio_to_ceiling: Option<f64>,
     /// Latency percentiles (latency rows only).
     pub latency: Option<Percentiles>,
     /// Median consumer CPU µs per event.
@@ -138,6 +143,7 @@ impl Row {
             status,
             samples,
             ratio_to_ceiling: None,
+            cpu_ratio_to_ceiling: None,
             latency: None,
         }
     }
@@ -145,6 +151,11 @@ impl Row {
     /// Median events/s over the runs.
     pub fn median_rate(&self) -> Option<f64> {
         self.events_per_sec.map(|s| s.median)
+    }
+
+    /// Consumer + Redis CPU µs per event (medians).
+    fn total_cpu(&self) -> Option<f64> {
+        Some(self.cpu_us_per_event? + self.redis_cpu_us_per_event?)
     }
 }
 
@@ -174,19 +185,22 @@ pub struct Report {
 impl Report {
     /// Fills in the ratios to the ceiling, the Python comparison and the goals.
     pub fn conclude(&mut self) {
-        let ceilings: Vec<(usize, f64)> = self
+        let ceilings: Vec<(usize, Option<f64>, Option<f64>)> = self
             .rows
             .iter()
             .filter(|r| matches!(r.kind, Kind::Ceiling { .. }))
-            .filter_map(|r| Some((r.kind.parallelism()?, r.median_rate()?)))
+            .filter_map(|r| Some((r.kind.parallelism()?, r.median_rate(), r.total_cpu())))
             .collect();
         for row in &mut self.rows {
-            let ceiling = row
+            let Some(&(_, rate, cpu)) = row
                 .kind
                 .parallelism()
-                .and_then(|n| ceilings.iter().find(|(c, _)| *c == n))
-                .map(|(_, rate)| *rate);
-            row.ratio_to_ceiling = ceiling.zip(row.median_rate()).map(|(c, r)| r / c);
+                .and_then(|n| ceilings.iter().find(|(c, _, _)| *c == n))
+            else {
+                continue;
+            };
+            row.ratio_to_ceiling = rate.zip(row.median_rate()).map(|(c, r)| r / c);
+            row.cpu_ratio_to_ceiling = cpu.zip(row.total_cpu()).map(|(c, r)| c / r);
         }
         self.python = goals::python(self);
         self.goals = goals::check(self);
@@ -224,7 +238,7 @@ mod tests {
             seconds: 1000.0 / rate,
             events_per_sec: rate,
             cpu_us_per_event: Some(5.0),
-            redis_cpu_us_per_event: None,
+            redis_cpu_us_per_event: Some(1.0),
             peak_rss_mb: Some(30.0),
             redis_commands: BTreeMap::new(),
             notes: Vec::new(),
@@ -274,6 +288,7 @@ mod tests {
         report.conclude();
         assert_eq!(report.rows[2].ratio_to_ceiling, Some(0.5));
         assert_eq!(report.rows[3].ratio_to_ceiling, Some(0.5));
+        assert_eq!(report.rows[3].cpu_ratio_to_ceiling, Some(1.0));
         let python = report.python.as_ref().unwrap();
         assert!((python.times - 100_000.0 / 4_500.0).abs() < 1e-9);
         let warm_speed = &report.goals[1];
