@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use serde_json::json;
 use tracing::Instrument as _;
-use tracing::field::Empty;
 use watchtower_events::{ERROR_OCCURRED, Envelope, ErrorOccurred, dlq_key, validate_payload, wire};
 
 pub use outcome::{Attempt, Outcome, RetryPolicy, decide};
@@ -23,7 +22,8 @@ use crate::redis::dlq::{FIELD_REDRIVE_ID, FIELD_REDRIVE_STREAM, dead_letter_fiel
 use crate::registry::HandlerEntry;
 use crate::wasm::bindings::Event;
 use crate::wasm::{
-    CallReport, Effects, Failure, KvOverlay, PendingPublish, SourceEvent, WasmRuntime,
+    CallReport, Effects, Failure, KvOverlay, LoadedHandler, PendingPublish, SourceEvent,
+    WasmRuntime,
 };
 
 /// The result of handling one entry.
@@ -133,21 +133,43 @@ impl Dispatcher {
     /// writes are added to it.
     ///
     /// Runs in an `event` span naming the handler, version, stream, entry, event id and
-    /// correlation id, so every line logged meanwhile (the guest's too) carries them.
+    /// correlation id, so every line logged meanwhile (the guest's too) carries them. The
+    /// version serving the call is chosen here, so the span names the one that runs.
     pub async fn handle(&self, entry: &StreamEntry, overlay: &KvOverlay) -> Handled {
+        let version = self.handler.current();
+        // The ids are read from the raw fields so that the span gets every field at once:
+        // filling fields in later costs a JSON subscriber a re-parse each. An event without
+        // a correlation id starts a trace of its own; its events inherit its event id.
+        let raw = |name: &str| {
+            let (_, value) = entry
+                .fields
+                .iter()
+                .flatten()
+                .find(|(field, _)| field == name)?;
+            (!value.is_empty()).then(|| String::from_utf8_lossy(value))
+        };
+        let event_id = raw(wire::FIELD_EVENT_ID);
+        let correlation_id = raw(wire::FIELD_CORRELATION_ID).or_else(|| event_id.clone());
         let span = tracing::info_span!(
             "event",
             handler = %self.handler.name(),
-            version = Empty,
+            version = version.version(),
             stream = %self.stream,
             entry = %entry.id,
-            event_id = Empty,
-            correlation_id = Empty,
+            event_id = event_id.as_deref(),
+            correlation_id = correlation_id.as_deref(),
         );
-        self.handle_entry(entry, overlay).instrument(span).await
+        self.handle_entry(entry, overlay, &version)
+            .instrument(span)
+            .await
     }
 
-    async fn handle_entry(&self, entry: &StreamEntry, overlay: &KvOverlay) -> Handled {
+    async fn handle_entry(
+        &self,
+        entry: &StreamEntry,
+        overlay: &KvOverlay,
+        version: &Arc<LoadedHandler>,
+    ) -> Handled {
         let Some(fields) = &entry.fields else {
             return self.finish(entry, &Attempt::Deleted, Effects::default(), None);
         };
@@ -169,15 +191,6 @@ impl Dispatcher {
                 return self.refuse(entry, fields, error.field(), error.reason_code());
             }
         };
-        // An event without a correlation id starts a trace of its own: its events inherit
-        // its event id as theirs.
-        let correlation_id = envelope
-            .correlation_id
-            .as_ref()
-            .unwrap_or(&envelope.event_id);
-        let span = tracing::Span::current();
-        span.record("event_id", envelope.event_id.as_str());
-        span.record("correlation_id", correlation_id.as_str());
         if self.source == StreamSource::Redrive
             && !self.handler.config.events.contains(&envelope.event_type)
         {
@@ -190,7 +203,7 @@ impl Dispatcher {
         if let Err(error) = validate_payload(&envelope.event_type, &envelope.data) {
             return self.refuse(entry, fields, "data", format!("malformed:payload: {error}"));
         }
-        self.call(entry, fields, envelope, overlay).await
+        self.call(entry, fields, envelope, overlay, version).await
     }
 
     /// An entry that cannot be handled at all: logged with the field at fault, then
@@ -223,10 +236,11 @@ impl Dispatcher {
         fields: &[(String, Vec<u8>)],
         envelope: Envelope,
         overlay: &KvOverlay,
+        version: &Arc<LoadedHandler>,
     ) -> Handled {
         let (source, event) = event_for(&self.stream, entry, &envelope);
         let started = Instant::now();
-        let result = self.invoke(source, overlay, &event).await;
+        let result = self.invoke(source, overlay, &event, version).await;
         if let Some(metrics) = &self.metrics {
             metrics.called(started.elapsed(), result.as_ref().err());
         }
@@ -251,17 +265,21 @@ impl Dispatcher {
         }
     }
 
-    /// Runs the call on a warm instance of the current version (or a new one), and gives
-    /// the instance back if it survived.
-    async fn invoke(&self, source: SourceEvent, overlay: &KvOverlay, event: &Event) -> CallReport {
+    /// Runs the call on a warm instance of `version` (or a new one), and gives the instance
+    /// back if it survived.
+    async fn invoke(
+        &self,
+        source: SourceEvent,
+        overlay: &KvOverlay,
+        event: &Event,
+        version: &Arc<LoadedHandler>,
+    ) -> CallReport {
         let limits = self.handler.limits();
-        let version = self.handler.current();
-        tracing::Span::current().record("version", version.version());
-        let mut instance = match self.handler.take_instance(&version) {
+        let mut instance = match self.handler.take_instance(version) {
             Some(instance) => instance,
             None => {
                 self.runtime
-                    .instantiate(&version, self.handler.context.clone(), limits)
+                    .instantiate(version, self.handler.context.clone(), limits)
                     .await?
             }
         };
