@@ -163,7 +163,7 @@ pub async fn run(
 
 /// Sends `rate` positions per second for `length`, each stamped in its `correlation_id`
 /// with the nanoseconds since `clock` at which its pipeline was sent. Returns how many.
-async fn produce(
+pub async fn produce(
     conn: &mut MultiplexedConnection,
     stream: &str,
     fleet: &mut Fleet,

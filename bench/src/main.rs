@@ -19,7 +19,7 @@
 //! - `host_run`: host processes in one group, and how long they take to drain a stream.
 //! - `latency`: a paced producer and the alerts that come back.
 //! - `idle`: the memory of a host with the example handlers and nothing to do.
-//! - `swap`: the hot-swap pause (measured once the host can swap).
+//! - `swap`: the hot-swap pause: a handler's `.wasm` replaced under load.
 //! - `redis_stats`: Redis commands per event, from `INFO commandstats`.
 //! - `procfs`: CPU time and memory of a process, from `/proc`.
 //! - `stats`: min / median / max and percentiles.

@@ -3,8 +3,8 @@
 //!
 //! Order: start Redis; find out whether the host knows the `isolation` key; then rounds, each
 //! running every throughput scenario once (the ceiling, the host grid, keyed concurrency);
-//! latency per offered rate; the idle host. Streams are filled once per size and shared by
-//! every run of that size, each run in a fresh consumer group.
+//! latency per offered rate; the idle host; the hot-swap pause. Streams are filled once per
+//! size and shared by every run of that size, each run in a fresh consumer group.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +27,7 @@ use crate::render::{count, describe};
 use crate::report::{Report, Row, Sample, Status};
 use crate::scenario::{Scenario, plan};
 use crate::stats::Percentiles;
+use crate::swap::{self, SwapPause};
 
 /// Shared state of the run.
 struct Bench<'a> {
@@ -73,6 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut bench = Bench::new(budget.clone(), env, components, &scenarios);
     let rows = bench.rows(&scenarios, unsupported.as_deref()).await;
     let idle = bench.idle().await;
+    let swap = bench.swap(warm).await;
     bench.progress.finish();
 
     let mut report = Report {
@@ -91,7 +93,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         fill: bench.fills.first().copied(),
         rows,
         idle,
-        swap: None,
+        swap,
         python: None,
         goals: Vec::new(),
         total_secs: started.elapsed().as_secs_f64(),
@@ -124,8 +126,9 @@ impl<'a> Bench<'a> {
     fn new(budget: Budget, env: HostEnv<'a>, components: PathBuf, scenarios: &[Scenario]) -> Self {
         let steps: usize = scenarios.iter().map(|s| s.runs(&budget)).sum();
         let idle_step = usize::from(budget.selects("idle"));
+        let swap_step = usize::from(budget.selects("swap"));
         Bench {
-            progress: Progress::new((steps + idle_step) as u64),
+            progress: Progress::new((steps + idle_step + swap_step) as u64),
             budget,
             env,
             components,
@@ -184,6 +187,27 @@ impl<'a> Bench<'a> {
             }
             Err(error) => {
                 self.progress.done(&format!("idle host: failed: {error:#}"));
+                None
+            }
+        }
+    }
+
+    /// The hot-swap pause, unless `--only` leaves it out; a failure is shown and leaves it out.
+    async fn swap(&mut self, isolation: Isolation) -> Option<SwapPause> {
+        if !self.budget.selects("swap") {
+            return None;
+        }
+        self.progress
+            .start("swap: speed-alert replaced under 10k events/s");
+        self.groups += 1;
+        let group = format!("bench-{}", self.groups);
+        match swap::measure(&self.env, &self.components, "bench_swap", group, isolation).await {
+            Ok(swap) => {
+                self.progress.done(&swap.summary());
+                Some(swap)
+            }
+            Err(error) => {
+                self.progress.done(&format!("swap: failed: {error:#}"));
                 None
             }
         }
