@@ -5,6 +5,8 @@ use redis::aio::ConnectionLike;
 use redis::{RedisResult, Value};
 use serde::Serialize;
 
+use crate::redis::reader::text;
+
 /// One stream.
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamStatus {
@@ -101,14 +103,14 @@ fn parse_groups(reply: Value) -> Vec<GroupStatus> {
                 last_delivered_id: String::new(),
             };
             for (key, value) in pairs {
-                let key = as_text(&key).unwrap_or_default();
+                let key = text(&key).unwrap_or_default();
                 match key.as_str() {
-                    "name" => status.name = as_text(&value).unwrap_or_default(),
+                    "name" => status.name = text(&value).unwrap_or_default(),
                     "consumers" => status.consumers = as_u64(&value).unwrap_or(0),
                     "pending" => status.pending = as_u64(&value).unwrap_or(0),
                     "lag" => status.lag = as_u64(&value),
                     "last-delivered-id" => {
-                        status.last_delivered_id = as_text(&value).unwrap_or_default()
+                        status.last_delivered_id = text(&value).unwrap_or_default()
                     }
                     _ => {}
                 }
@@ -118,17 +120,9 @@ fn parse_groups(reply: Value) -> Vec<GroupStatus> {
         .collect()
 }
 
-fn as_text(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Value::SimpleString(s) => Some(s.clone()),
-        _ => None,
-    }
-}
-
 fn as_u64(v: &Value) -> Option<u64> {
     match v {
         Value::Int(i) => u64::try_from(*i).ok(),
-        _ => as_text(v).and_then(|s| s.parse().ok()),
+        _ => text(v).and_then(|s| s.parse().ok()),
     }
 }

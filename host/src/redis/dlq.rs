@@ -19,6 +19,8 @@ use redis::{RedisError, Value};
 use serde::{Serialize, Serializer};
 use watchtower_events::{FIELD_EVENT_ID, FIELD_EVENT_TYPE, dlq_key, now_rfc3339};
 
+use super::reader::parse_entries;
+
 /// Why the entry was dead-lettered, e.g. `rejected: unknown trip`.
 pub const FIELD_DLQ_REASON: &str = "dlq_reason";
 /// The handler that gave up on the entry.
@@ -432,47 +434,14 @@ async fn query_range<C: ConnectionLike>(
     Ok(parse_range(reply))
 }
 
-/// `[[id, [field, value, …]], …]`; the field list may be a map under RESP3.
+/// An `XRANGE` reply as dead letters (parsed like every other entry list).
 fn parse_range(reply: Value) -> Vec<DeadLetter> {
-    let Value::Array(items) = reply else {
-        return Vec::new();
-    };
-    items
+    let mut entries = Vec::new();
+    parse_entries(reply, &mut entries);
+    entries
         .into_iter()
-        .filter_map(|item| {
-            let Value::Array(parts) = item else {
-                return None;
-            };
-            let mut parts = parts.into_iter();
-            let id = text(parts.next()?)?;
-            let fields = match parts.next()? {
-                Value::Array(flat) => {
-                    let mut flat = flat.into_iter();
-                    std::iter::from_fn(|| Some((flat.next()?, flat.next()?)))
-                        .filter_map(|(k, v)| Some((text(k)?, bytes(v)?)))
-                        .collect()
-                }
-                Value::Map(map) => map
-                    .into_iter()
-                    .filter_map(|(k, v)| Some((text(k)?, bytes(v)?)))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            Some(DeadLetter::from_entry(id, fields))
-        })
+        .map(|entry| DeadLetter::from_entry(entry.id, entry.fields.unwrap_or_default()))
         .collect()
-}
-
-fn bytes(value: Value) -> Option<Vec<u8>> {
-    match value {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.into_bytes()),
-        _ => None,
-    }
-}
-
-fn text(value: Value) -> Option<String> {
-    bytes(value).map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
 /// The ids in their first-given order, once each, after checking that all are entry ids.
