@@ -10,8 +10,14 @@
 //! Cancellation is checked only between batches and while waiting for entries: a batch that
 //! has started is handled and committed before the loop stops, and anything read but not
 //! committed stays pending for this consumer name (or for whoever takes it over).
+//!
+//! Pipelining: a batch's commit is sent and the next batch is handled while Redis applies
+//! it. At most one commit is in flight: the next one is sent only after it has returned, so
+//! commits apply in order, and a failed commit stops the loop before anything after it is
+//! committed.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -65,7 +71,7 @@ struct Held {
 pub struct Consumer {
     settings: ConsumerSettings,
     dispatcher: Dispatcher,
-    committer: Committer,
+    committer: Arc<Committer>,
     reader: ConnectionManager,
     writer: ConnectionManager,
     /// Consecutive failed runs; reset by the first successful read after them.
@@ -77,6 +83,10 @@ pub struct Consumer {
     last_read: Option<String>,
     /// The next batch of new entries, being read while the current one is handled.
     prefetched: Option<JoinHandle<redis::RedisResult<Vec<StreamEntry>>>>,
+    /// The last batch's commit, applied by Redis while the next batch is handled.
+    committing: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The kv writes of the last batch handled.
+    last_overlay: KvOverlay,
 }
 
 impl Consumer {
@@ -88,11 +98,11 @@ impl Consumer {
         reader: ConnectionManager,
         writer: ConnectionManager,
     ) -> Self {
-        let committer = Committer::new(
+        let committer = Arc::new(Committer::new(
             settings.stream.clone(),
             settings.group.clone(),
             dispatcher.handler().context.kv_key.clone(),
-        );
+        ));
         Consumer {
             settings,
             dispatcher,
@@ -105,6 +115,8 @@ impl Consumer {
             last_touch: Instant::now(),
             last_read: None,
             prefetched: None,
+            committing: None,
+            last_overlay: KvOverlay::default(),
         }
     }
 
@@ -132,6 +144,11 @@ impl Consumer {
     /// Runs until `cancel` fires. Returns an error only for failures a restart may fix
     /// (the supervisor restarts the consumer after a pause).
     pub async fn run(&mut self, cancel: &CancellationToken) -> anyhow::Result<()> {
+        // A commit sent by an earlier run may still be on its way; whatever it did, the
+        // pending pass below sees the outcome.
+        if let Err(error) = self.settled().await {
+            tracing::debug!(handler = %self.handler_name(), "the last commit of the earlier run failed: {error:#}");
+        }
         let s = &self.settings;
         let created = ensure_group(&mut self.writer, &s.stream, &s.group, s.start_from)
             .await
@@ -195,7 +212,15 @@ impl Consumer {
                 self.sleep_until_due(cancel).await;
             }
         }
-        Ok(())
+        self.settled().await
+    }
+
+    /// Waits for the commit in flight, if any.
+    async fn settled(&mut self) -> anyhow::Result<()> {
+        match self.committing.take() {
+            Some(commit) => commit.await?,
+            None => Ok(()),
+        }
     }
 
     fn recovered(&mut self) {
@@ -461,8 +486,13 @@ impl Consumer {
         let keyed: Vec<(u64, StreamEntry)> =
             entries.into_iter().map(|e| (self.lane_of(&e), e)).collect();
         let lanes = lanes::assign(keyed, concurrency);
-        // The batch commits as one unit, so later calls must see earlier calls' kv writes.
-        let overlay = KvOverlay::default();
+        // The batch commits as one unit, so later calls must see earlier calls' kv writes,
+        // and those of the batch before while its commit is in flight.
+        let overlay = match &self.committing {
+            Some(_) => self.last_overlay.above(),
+            None => KvOverlay::default(),
+        };
+        self.last_overlay = overlay.clone();
         let runs = lanes.into_iter().map(|lane| {
             let dispatcher = self.dispatcher.clone();
             let overlay = overlay.clone();
@@ -486,8 +516,10 @@ impl Consumer {
         join_all(runs).await.into_iter().flatten().collect()
     }
 
-    /// Commits acknowledged and dead-lettered entries of a batch in one atomic unit, and
-    /// holds retried entries (and those not attempted behind them) for later.
+    /// Sends the commit of a batch's acknowledged and dead-lettered entries (one atomic
+    /// unit) once the previous commit has returned, and holds retried entries (and those
+    /// not attempted behind them) for later. The commit's outcome is collected by the next
+    /// call, or when the loop ends.
     async fn commit(&mut self, results: Vec<(StreamEntry, Option<Handled>)>) -> anyhow::Result<()> {
         let handler = self.dispatcher.handler().name().to_owned();
         let stream = self.settings.stream.clone();
@@ -531,34 +563,40 @@ impl Consumer {
                 },
             }
         }
-        let items: Vec<CommitItem<'_>> = finished
-            .iter()
-            .map(|h| CommitItem {
-                entry_id: &h.entry_id,
-                effects: &h.effects,
-            })
-            .collect();
-        let applied = self
-            .committer
-            .commit(&mut self.writer, &items)
-            .await
-            .with_context(|| {
-                format!(
-                    "committing {} entries of `{stream}` for {handler}",
-                    items.len()
-                )
-            })?;
-        tally.committed(&applied);
-        for (item, applied) in items.iter().zip(applied) {
-            if applied {
-                tracing::debug!(handler, stream, entry = %item.entry_id, "committed");
-            } else {
-                tracing::info!(
-                    handler, stream, entry = %item.entry_id,
-                    "entry was no longer pending (handled by another consumer); effects dropped"
-                );
+        // Commits apply in order: the one in flight returns before this one is sent.
+        self.settled().await?;
+        let committer = self.committer.clone();
+        let mut writer = self.writer.clone();
+        self.committing = Some(tokio::spawn(async move {
+            let items: Vec<CommitItem<'_>> = finished
+                .iter()
+                .map(|h| CommitItem {
+                    entry_id: &h.entry_id,
+                    effects: &h.effects,
+                })
+                .collect();
+            let applied = committer
+                .commit(&mut writer, &items)
+                .await
+                .with_context(|| {
+                    format!(
+                        "committing {} entries of `{stream}` for {handler}",
+                        items.len()
+                    )
+                })?;
+            tally.committed(&applied);
+            for (item, applied) in items.iter().zip(applied) {
+                if applied {
+                    tracing::debug!(handler, stream, entry = %item.entry_id, "committed");
+                } else {
+                    tracing::info!(
+                        handler, stream, entry = %item.entry_id,
+                        "entry was no longer pending (handled by another consumer); effects dropped"
+                    );
+                }
             }
-        }
+            Ok(())
+        }));
         Ok(())
     }
 }

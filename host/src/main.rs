@@ -7,6 +7,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// Handling an event allocates and frees many small buffers (the entry's fields, the decoded
+// envelope, the call's effects); mimalloc does that at about half the cost of glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     watchtower::telemetry::init(cli.log_format, cli.default_log_level());

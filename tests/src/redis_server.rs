@@ -15,7 +15,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use redis::AsyncConnectionConfig;
@@ -313,7 +313,29 @@ fn spawn(port: u16, dir: &TempDir, durable: bool) -> Child {
 }
 
 /// A loopback port nothing listens on at the moment of asking.
+///
+/// Ports come from below the kernel's ephemeral range (32768 and up by default), so an
+/// outgoing connection of another test cannot take the port between this answer and the
+/// server binding it. Each process starts at its own random point of the range and moves
+/// on from there, so parallel test processes rarely try the same port.
 pub fn free_port() -> u16 {
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let start = {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        std::process::id().wrapping_mul(2_654_435_761) ^ nanos
+    };
+    let _ = NEXT.compare_exchange(u32::MAX, start % COUNT, Ordering::SeqCst, Ordering::SeqCst);
+    for _ in 0..COUNT {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst) % COUNT;
+        let port = u16::try_from(FIRST + offset).expect("the range fits in a port number");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
     listener
         .local_addr()

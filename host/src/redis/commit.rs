@@ -17,17 +17,31 @@ use redis::{RedisResult, Script};
 
 use crate::wasm::Effects;
 
-/// Acks each entry and, only where the ack took, applies its effects.
+/// Acks the entries and, only where an entry's ack took, applies its effects.
+///
+/// Entries without effects need no such guard, so they are acknowledged together by one
+/// `XACK` (Lua's `unpack` is limited in size, hence the chunks); entries with effects are
+/// acknowledged one by one, each gating its own effects.
 ///
 /// KEYS: 1 = source stream, 2 = the handler's kv hash, 3.. = streams published to.
-/// ARGV: group, entry count, then per entry: id, publish count, per publish (key index,
-/// field count, fields…), kv op count, per op (`S` key value | `D` key).
-/// Returns one integer per entry: 1 = committed, 0 = was not pending, nothing applied.
+/// ARGV: group, count of plain entries, their ids, count of entries with effects, then per
+/// such entry: id, publish count, per publish (key index, field count, fields…), kv op
+/// count, per op (`S` key value | `D` key).
+/// Returns how many plain entries were acknowledged, then one integer per entry with
+/// effects: 1 = committed, 0 = was not pending, nothing applied.
 const COMMIT_SCRIPT: &str = r#"
 local group = ARGV[1]
-local n = tonumber(ARGV[2])
-local i = 3
-local results = {}
+local plain = tonumber(ARGV[2])
+local acked = 0
+local chunk = 1000
+for first = 3, 2 + plain, chunk do
+  local last = math.min(first + chunk - 1, 2 + plain)
+  acked = acked + redis.call('XACK', KEYS[1], group, unpack(ARGV, first, last))
+end
+local i = 3 + plain
+local n = tonumber(ARGV[i])
+i = i + 1
+local results = {acked}
 for e = 1, n do
   local id = ARGV[i]
   local apply = redis.call('XACK', KEYS[1], group, id) == 1
@@ -55,7 +69,7 @@ for e = 1, n do
       i = i + 2
     end
   end
-  results[e] = apply and 1 or 0
+  results[e + 1] = apply and 1 or 0
 end
 return results
 "#;
@@ -91,6 +105,11 @@ impl Committer {
     /// Commits `items` atomically. Returns, per item, whether it was committed (`false`:
     /// the entry was no longer pending, so its effects were dropped). An error means
     /// nothing can be assumed committed; the entries stay pending and are handled again.
+    ///
+    /// Items without effects are acknowledged together and only their number comes back:
+    /// when some of them were no longer pending, the first ones are reported committed and
+    /// the rest not. Nothing of theirs is lost either way; only which of them another
+    /// consumer acknowledged first is not known.
     pub async fn commit<C: ConnectionLike>(
         &self,
         conn: &mut C,
@@ -99,11 +118,19 @@ impl Committer {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        let (guarded, plain): (Vec<_>, Vec<_>) = items
+            .iter()
+            .enumerate()
+            .partition(|(_, item)| !item.effects.is_empty());
         let mut invocation = self.script.prepare_invoke();
         invocation.key(&self.stream).key(&self.kv_key);
         let mut publish_keys: Vec<&str> = Vec::new();
-        invocation.arg(&self.group).arg(items.len());
-        for item in items {
+        invocation.arg(&self.group).arg(plain.len());
+        for (_, item) in &plain {
+            invocation.arg(item.entry_id);
+        }
+        invocation.arg(guarded.len());
+        for (_, item) in &guarded {
             invocation
                 .arg(item.entry_id)
                 .arg(item.effects.publishes.len());
@@ -132,7 +159,15 @@ impl Committer {
         for key in &publish_keys {
             invocation.key(*key);
         }
-        let applied: Vec<i64> = invocation.invoke_async(conn).await?;
-        Ok(applied.into_iter().map(|n| n == 1).collect())
+        let reply: Vec<i64> = invocation.invoke_async(conn).await?;
+        let mut applied = vec![false; items.len()];
+        let plain_acked = reply.first().copied().unwrap_or(0);
+        for (n, (index, _)) in plain.iter().enumerate() {
+            applied[*index] = i64::try_from(n).is_ok_and(|n| n < plain_acked);
+        }
+        for ((index, _), result) in guarded.iter().zip(reply.iter().skip(1)) {
+            applied[*index] = *result == 1;
+        }
+        Ok(applied)
     }
 }

@@ -87,17 +87,39 @@ impl Effects {
 /// The kv writes of calls that succeeded earlier in the same batch and are waiting for the
 /// batch's commit. Kv reads consult it before Redis, so each call sees the state the calls
 /// before it produced, exactly as if every entry had been committed one by one.
+///
+/// While one batch is committed the next is already handled; its overlay sits
+/// [`above`](KvOverlay::above) the committing batch's, so the writes still on their way to
+/// Redis are seen too.
 #[derive(Debug, Clone, Default)]
-pub struct KvOverlay(Arc<Mutex<HashMap<String, Option<String>>>>);
+pub struct KvOverlay {
+    own: Writes,
+    below: Option<Writes>,
+}
+
+type Writes = Arc<Mutex<HashMap<String, Option<String>>>>;
 
 impl KvOverlay {
+    /// An empty overlay for the next batch whose reads fall through to this batch's
+    /// writes (only this batch's: an earlier batch has committed by the time this one
+    /// commits).
+    pub fn above(&self) -> KvOverlay {
+        KvOverlay {
+            own: Writes::default(),
+            below: Some(self.own.clone()),
+        }
+    }
+
     /// The pending value of `key`: `Some(None)` if it was deleted, `None` if not touched.
     pub fn get(&self, key: &str) -> Option<Option<String>> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .cloned()
+        let lookup = |writes: &Writes| {
+            writes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(key)
+                .cloned()
+        };
+        lookup(&self.own).or_else(|| self.below.as_ref().and_then(lookup))
     }
 
     /// Adds the writes of a call that succeeded.
@@ -105,7 +127,7 @@ impl KvOverlay {
         if writes.is_empty() {
             return;
         }
-        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.own.lock().unwrap_or_else(PoisonError::into_inner);
         for (key, value) in writes {
             map.insert(key.clone(), value.clone());
         }
