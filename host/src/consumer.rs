@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::StartFrom;
-use crate::dispatch::{Dispatcher, Handled, Outcome, lanes};
+use crate::dispatch::{Dispatcher, Handled, Outcome, Prepared, lanes};
 use crate::metrics::Tally;
 use crate::redis::claim::{autoclaim, claim_for_retry, remove_idle_consumers, touch};
 use crate::redis::group::create_group;
@@ -60,8 +60,7 @@ pub struct ConsumerSettings {
 /// An entry read but not yet finished: waiting for its retry, or behind one.
 #[derive(Debug)]
 struct Held {
-    entry: StreamEntry,
-    lane: u64,
+    prepared: Prepared,
     /// `Some`: failed, due again at this time. `None`: not attempted yet, waiting behind
     /// an earlier entry with the same ordering key.
     due: Option<Instant>,
@@ -81,8 +80,9 @@ pub struct Consumer {
     last_touch: Instant,
     /// Highest entry id read from the group, where a deleted group is recreated.
     last_read: Option<String>,
-    /// The next batch of new entries, being read while the current one is handled.
-    prefetched: Option<JoinHandle<redis::RedisResult<Vec<StreamEntry>>>>,
+    /// The next batch of new entries, being read and decoded while the current one is
+    /// handled.
+    prefetched: Option<JoinHandle<redis::RedisResult<Vec<Prepared>>>>,
     /// The last batch's commit, applied by Redis while the next batch is handled.
     committing: Option<JoinHandle<anyhow::Result<()>>>,
     /// The kv writes of the last batch handled.
@@ -120,12 +120,14 @@ impl Consumer {
         }
     }
 
-    /// Starts reading the next batch of new entries without waiting for them.
-    fn prefetch(&self) -> JoinHandle<redis::RedisResult<Vec<StreamEntry>>> {
+    /// Starts reading and decoding the next batch of new entries without waiting for them:
+    /// on another core, that work overlaps the calls of the current batch.
+    fn prefetch(&self) -> JoinHandle<redis::RedisResult<Vec<Prepared>>> {
         let mut reader = self.reader.clone();
         let s = self.settings.clone();
+        let dispatcher = self.dispatcher.clone();
         tokio::spawn(async move {
-            read_group(
+            let entries = read_group(
                 &mut reader,
                 &s.stream,
                 &s.group,
@@ -133,8 +135,16 @@ impl Consumer {
                 &ReadFrom::New(None),
                 s.batch_size,
             )
-            .await
+            .await?;
+            Ok(entries.into_iter().map(|e| dispatcher.prepare(e)).collect())
         })
+    }
+
+    fn prepare_all(&self, entries: Vec<StreamEntry>) -> Vec<Prepared> {
+        entries
+            .into_iter()
+            .map(|e| self.dispatcher.prepare(e))
+            .collect()
     }
 
     fn handler_name(&self) -> &str {
@@ -180,20 +190,24 @@ impl Consumer {
                     Some(last) => pending_after = Some(last.id.clone()),
                     None => pending_after = None,
                 }
-                batch.extend(entries);
+                batch.extend(self.prepare_all(entries));
             } else {
                 batch.extend(self.due_retries().await?);
-                batch.extend(self.reclaim().await?);
+                let claimed = self.reclaim().await?;
+                batch.extend(self.prepare_all(claimed));
                 self.touch_held().await?;
                 let entries = match self.prefetched.take() {
                     Some(prefetched) => prefetched.await??,
                     None => match self.read_wait(!batch.is_empty()) {
-                        Some(wait) => self.read(&ReadFrom::New(wait), cancel).await?,
+                        Some(wait) => {
+                            let entries = self.read(&ReadFrom::New(wait), cancel).await?;
+                            self.prepare_all(entries)
+                        }
                         None => Vec::new(),
                     },
                 };
                 if let Some(last) = entries.last() {
-                    self.last_read = Some(last.id.clone());
+                    self.last_read = Some(last.entry.id.clone());
                 }
                 // A full batch means more is waiting: read the next one while this one is
                 // handled and committed.
@@ -205,7 +219,7 @@ impl Consumer {
             self.recovered();
             let ready = self.hold_back(batch);
             if !ready.is_empty() {
-                let handled = self.dispatch(ready).await;
+                let handled = self.dispatch(ready).await?;
                 self.commit(handled).await?;
             } else if pending_after.is_none() && self.read_wait(false).is_none() {
                 // Nothing can be read (too much held back) and nothing is due yet.
@@ -324,17 +338,18 @@ impl Consumer {
     /// Held entries whose turn has come: for each ordering key whose first held entry is
     /// due (or was never attempted), that entry and the ones behind it. Entries that failed
     /// before are claimed again first, which counts their next delivery.
-    async fn due_retries(&mut self) -> anyhow::Result<Vec<StreamEntry>> {
+    async fn due_retries(&mut self) -> anyhow::Result<Vec<Prepared>> {
         let now = Instant::now();
         let mut decided: Vec<(u64, bool)> = Vec::new();
         let mut taken = Vec::new();
         let mut kept = VecDeque::with_capacity(self.held.len());
         for held in self.held.drain(..) {
-            let go = match decided.iter().find(|(lane, _)| *lane == held.lane) {
+            let lane = held.prepared.lane;
+            let go = match decided.iter().find(|(l, _)| *l == lane) {
                 Some((_, go)) => *go,
                 None => {
                     let go = held.due.is_none_or(|due| due <= now);
-                    decided.push((held.lane, go));
+                    decided.push((lane, go));
                     go
                 }
             };
@@ -352,7 +367,7 @@ impl Consumer {
         let retried: Vec<&str> = taken
             .iter()
             .filter(|h| h.due.is_some())
-            .map(|h| h.entry.id.as_str())
+            .map(|h| h.prepared.entry.id.as_str())
             .collect();
         let s = &self.settings;
         let still_pending =
@@ -362,11 +377,11 @@ impl Consumer {
         Ok(taken
             .into_iter()
             .filter_map(|held| match held.due {
-                None => Some(held.entry),
-                Some(_) if still_pending.contains(&held.entry.id) => {
-                    let mut entry = held.entry;
-                    entry.delivery_count += 1;
-                    Some(entry)
+                None => Some(held.prepared),
+                Some(_) if still_pending.contains(&held.prepared.entry.id) => {
+                    let mut prepared = held.prepared;
+                    prepared.entry.delivery_count += 1;
+                    Some(prepared)
                 }
                 // Acknowledged or deleted meanwhile (e.g. by another consumer): done.
                 Some(_) => None,
@@ -396,7 +411,11 @@ impl Consumer {
         .await
         .with_context(|| format!("claiming idle entries of `{}`", s.stream))?;
         // Entries this consumer holds back are its own already.
-        let holding: HashSet<&str> = self.held.iter().map(|h| h.entry.id.as_str()).collect();
+        let holding: HashSet<&str> = self
+            .held
+            .iter()
+            .map(|h| h.prepared.entry.id.as_str())
+            .collect();
         let claimed: Vec<StreamEntry> = claimed
             .into_iter()
             .filter(|e| !holding.contains(e.id.as_str()))
@@ -438,7 +457,11 @@ impl Consumer {
             return Ok(());
         }
         self.last_touch = Instant::now();
-        let ids: Vec<&str> = self.held.iter().map(|h| h.entry.id.as_str()).collect();
+        let ids: Vec<&str> = self
+            .held
+            .iter()
+            .map(|h| h.prepared.entry.id.as_str())
+            .collect();
         let s = &self.settings;
         touch(&mut self.writer, &s.stream, &s.group, &s.name, &ids)
             .await
@@ -447,45 +470,36 @@ impl Consumer {
 
     /// Splits `entries` into those that may run now and those that must wait behind a held
     /// entry with the same ordering key (which join the held queue).
-    fn hold_back(&mut self, entries: Vec<StreamEntry>) -> Vec<StreamEntry> {
+    fn hold_back(&mut self, entries: Vec<Prepared>) -> Vec<Prepared> {
         if self.held.is_empty() {
             return entries;
         }
-        let blocked: HashSet<u64> = self.held.iter().map(|h| h.lane).collect();
+        let blocked: HashSet<u64> = self.held.iter().map(|h| h.prepared.lane).collect();
         let mut ready = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let lane = self.lane_of(&entry);
-            if blocked.contains(&lane) {
+        for prepared in entries {
+            if blocked.contains(&prepared.lane) {
                 self.held.push_back(Held {
-                    entry,
-                    lane,
+                    prepared,
                     due: None,
                 });
             } else {
-                ready.push(entry);
+                ready.push(prepared);
             }
         }
         ready
     }
 
-    fn lane_of(&self, entry: &StreamEntry) -> u64 {
-        let config = &self.dispatcher.handler().config;
-        lanes::lane_key(
-            entry,
-            config.concurrency.get(),
-            config.ordering_key.as_deref(),
-        )
-    }
-
-    /// Handles a batch, lane by lane in parallel when the handler's concurrency allows.
-    /// Within a lane, once an entry must be retried, later entries with its key are not
-    /// attempted; they come back as held.
-    async fn dispatch(&mut self, entries: Vec<StreamEntry>) -> Vec<(StreamEntry, Option<Handled>)> {
-        let config = &self.dispatcher.handler().config;
-        let concurrency = config.concurrency.get();
-        let keyed: Vec<(u64, StreamEntry)> =
-            entries.into_iter().map(|e| (self.lane_of(&e), e)).collect();
-        let lanes = lanes::assign(keyed, concurrency);
+    /// Handles a batch, lane by lane in parallel (on as many threads) when the handler's
+    /// concurrency allows. Within a lane, once an entry must be retried, later entries with
+    /// its key are not attempted; they come back as held. Fails only if a lane's task
+    /// panicked; the batch then stays pending and is read again.
+    async fn dispatch(
+        &mut self,
+        entries: Vec<Prepared>,
+    ) -> anyhow::Result<Vec<(Prepared, Option<Handled>)>> {
+        let concurrency = self.dispatcher.handler().config.concurrency.get();
+        let keyed: Vec<(u64, Prepared)> = entries.into_iter().map(|p| (p.lane, p)).collect();
+        let mut lanes = lanes::assign(keyed, concurrency);
         // The batch commits as one unit, so later calls must see earlier calls' kv writes,
         // and those of the batch before while its commit is in flight.
         let overlay = match &self.committing {
@@ -493,48 +507,39 @@ impl Consumer {
             None => KvOverlay::default(),
         };
         self.last_overlay = overlay.clone();
-        let runs = lanes.into_iter().map(|lane| {
-            let dispatcher = self.dispatcher.clone();
-            let overlay = overlay.clone();
-            async move {
-                let mut stopped: Vec<u64> = Vec::new();
-                let mut done = Vec::with_capacity(lane.len());
-                for (key, entry) in lane {
-                    if stopped.contains(&key) {
-                        done.push((entry, None));
-                        continue;
-                    }
-                    let handled = dispatcher.handle(&entry, &overlay).await;
-                    if matches!(handled.outcome, Outcome::Retry { .. }) {
-                        stopped.push(key);
-                    }
-                    done.push((entry, Some(handled)));
-                }
-                done
-            }
-        });
-        join_all(runs).await.into_iter().flatten().collect()
+        if lanes.len() == 1 {
+            let lane = lanes.pop().unwrap_or_default();
+            return Ok(run_lane(self.dispatcher.clone(), overlay, lane).await);
+        }
+        let runs: Vec<_> = lanes
+            .into_iter()
+            .map(|lane| tokio::spawn(run_lane(self.dispatcher.clone(), overlay.clone(), lane)))
+            .collect();
+        let mut done = Vec::new();
+        for run in join_all(runs).await {
+            done.extend(run.context("a lane of the batch failed")?);
+        }
+        Ok(done)
     }
 
     /// Sends the commit of a batch's acknowledged and dead-lettered entries (one atomic
     /// unit) once the previous commit has returned, and holds retried entries (and those
     /// not attempted behind them) for later. The commit's outcome is collected by the next
     /// call, or when the loop ends.
-    async fn commit(&mut self, results: Vec<(StreamEntry, Option<Handled>)>) -> anyhow::Result<()> {
+    async fn commit(&mut self, results: Vec<(Prepared, Option<Handled>)>) -> anyhow::Result<()> {
         let handler = self.dispatcher.handler().name().to_owned();
         let stream = self.settings.stream.clone();
         let now = Instant::now();
         let mut finished = Vec::with_capacity(results.len());
         let mut tally = Tally::new(self.dispatcher.metrics());
-        for (entry, handled) in results {
-            let lane = self.lane_of(&entry);
+        for (prepared, handled) in results {
+            let entry = &prepared.entry;
             if let Some(h) = &handled {
-                tally.add(&entry, &h.outcome);
+                tally.add(entry, &h.outcome);
             }
             match handled {
                 None => self.held.push_back(Held {
-                    entry,
-                    lane,
+                    prepared,
                     due: None,
                 }),
                 Some(h) => match &h.outcome {
@@ -546,8 +551,7 @@ impl Consumer {
                             "handling failed, will retry: {reason}"
                         );
                         self.held.push_back(Held {
-                            entry,
-                            lane,
+                            prepared,
                             due: Some(now + *after),
                         });
                     }
@@ -599,6 +603,29 @@ impl Consumer {
         }));
         Ok(())
     }
+}
+
+/// Handles the entries of one lane in order; once an entry must be retried, the later
+/// entries with its key are not attempted (`None`).
+async fn run_lane(
+    dispatcher: Dispatcher,
+    overlay: KvOverlay,
+    lane: Vec<(u64, Prepared)>,
+) -> Vec<(Prepared, Option<Handled>)> {
+    let mut stopped: Vec<u64> = Vec::new();
+    let mut done = Vec::with_capacity(lane.len());
+    for (key, prepared) in lane {
+        if stopped.contains(&key) {
+            done.push((prepared, None));
+            continue;
+        }
+        let handled = dispatcher.handle(&prepared, &overlay).await;
+        if matches!(handled.outcome, Outcome::Retry { .. }) {
+            stopped.push(key);
+        }
+        done.push((prepared, Some(handled)));
+    }
+    done
 }
 
 /// Runs `consumer` until `cancel` fires, restarting it after failures with a growing pause

@@ -18,12 +18,12 @@ pub fn lane_key(entry: &StreamEntry, concurrency: usize, ordering_key: Option<&s
 
 /// Splits keyed entries into at most `lanes` lanes, keeping stream order within each lane
 /// and equal keys in one lane (never returns empty lanes).
-pub fn assign(entries: Vec<(u64, StreamEntry)>, lanes: usize) -> Vec<Vec<(u64, StreamEntry)>> {
+pub fn assign<T>(entries: Vec<(u64, T)>, lanes: usize) -> Vec<Vec<(u64, T)>> {
     let lanes = lanes.max(1);
     if lanes == 1 {
         return vec![entries];
     }
-    let mut out: Vec<Vec<(u64, StreamEntry)>> = (0..lanes).map(|_| Vec::new()).collect();
+    let mut out: Vec<Vec<(u64, T)>> = (0..lanes).map(|_| Vec::new()).collect();
     for (key, entry) in entries {
         let lane = usize::try_from(key % lanes as u64).unwrap_or(0);
         out[lane].push((key, entry));

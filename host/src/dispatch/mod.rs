@@ -1,6 +1,7 @@
 //! From a stream entry to an [`Outcome`]: check its size, decode the wire format, validate
-//! a known type's payload, call the handler's current version, and decide what happens to
-//! the entry ([`outcome::decide`]). A dead letter's effects (the copy in the dead-letter
+//! a known type's payload ([`Dispatcher::prepare`], which can run ahead, while the batch
+//! before is handled), call the handler's current version, and decide what happens to the
+//! entry ([`outcome::decide`]). A dead letter's effects (the copy in the dead-letter
 //! stream and the `error.occurred` event) are built here too, so that they commit with the
 //! entry's ack like any handler effect.
 
@@ -38,6 +39,27 @@ pub struct Handled {
     pub effects: Effects,
     /// The event's `event_id`, when the entry could be decoded.
     pub event_id: Option<String>,
+}
+
+/// An entry decoded and checked ahead of its call, with its ordering lane.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The entry as read (its delivery count is updated when it is retried).
+    pub entry: StreamEntry,
+    /// Its lane key ([`lanes::lane_key`]): entries with equal keys are handled in order.
+    pub lane: u64,
+    check: Check,
+}
+
+/// What decoding found.
+#[derive(Debug)]
+enum Check {
+    /// Deleted from the stream while it was pending.
+    Deleted,
+    /// Cannot be handled: the field at fault and why.
+    Refused { field: String, reason: String },
+    /// Ready for the handler.
+    Ready(Box<Envelope>),
 }
 
 /// The guest's view of a decoded entry, and what its effects need to know about it.
@@ -128,14 +150,67 @@ impl Dispatcher {
         &self.handler
     }
 
-    /// Decodes and handles one entry. Never fails: every failure is an [`Outcome`].
+    /// Decodes and checks `entry` (size, wire format, event type, payload) and finds its
+    /// lane. Needs nothing but the entry, so it can run ahead of the calls.
+    pub fn prepare(&self, entry: StreamEntry) -> Prepared {
+        let config = &self.handler.config;
+        let lane = lanes::lane_key(
+            &entry,
+            config.concurrency.get(),
+            config.ordering_key.as_deref(),
+        );
+        let check = self.check(&entry);
+        Prepared { entry, lane, check }
+    }
+
+    fn check(&self, entry: &StreamEntry) -> Check {
+        let refused = |field: &str, reason: String| Check::Refused {
+            field: field.to_owned(),
+            reason,
+        };
+        let Some(fields) = &entry.fields else {
+            return Check::Deleted;
+        };
+        if entry.size() > self.max_entry_bytes {
+            let reason = format!(
+                "malformed:too_large: {} bytes, more than max_entry_bytes = {}",
+                entry.size(),
+                self.max_entry_bytes
+            );
+            return refused("too_large", reason);
+        }
+        let expected = match &self.source {
+            StreamSource::Events(event_type) => Some(event_type.as_str()),
+            StreamSource::Redrive => None,
+        };
+        let envelope = match wire::decode(fields, expected) {
+            Ok(envelope) => envelope,
+            Err(error) => return refused(error.field(), error.reason_code()),
+        };
+        if self.source == StreamSource::Redrive
+            && !self.handler.config.events.contains(&envelope.event_type)
+        {
+            let reason = format!(
+                "malformed:type_mismatch: `{}` is not one of this handler's event types",
+                envelope.event_type
+            );
+            return refused("event_type", reason);
+        }
+        if let Err(error) = validate_payload(&envelope.event_type, &envelope.data) {
+            return refused("data", format!("malformed:payload: {error}"));
+        }
+        Check::Ready(Box::new(envelope))
+    }
+
+    /// Handles one prepared entry. Never fails: every failure is an [`Outcome`].
     /// `overlay` holds the uncommitted kv writes of the batch so far; a successful call's
     /// writes are added to it.
     ///
     /// Runs in an `event` span naming the handler, version, stream, entry, event id and
     /// correlation id, so every line logged meanwhile (the guest's too) carries them. The
     /// version serving the call is chosen here, so the span names the one that runs.
-    pub async fn handle(&self, entry: &StreamEntry, overlay: &KvOverlay) -> Handled {
+    pub async fn handle(&self, prepared: &Prepared, overlay: &KvOverlay) -> Handled {
+        let entry = &prepared.entry;
         let version = self.handler.current();
         // The ids are read from the raw fields so that the span gets every field at once:
         // filling fields in later costs a JSON subscriber a re-parse each. An event without
@@ -159,51 +234,24 @@ impl Dispatcher {
             event_id = event_id.as_deref(),
             correlation_id = correlation_id.as_deref(),
         );
-        self.handle_entry(entry, overlay, &version)
+        self.handle_prepared(prepared, overlay, &version)
             .instrument(span)
             .await
     }
 
-    async fn handle_entry(
+    async fn handle_prepared(
         &self,
-        entry: &StreamEntry,
+        prepared: &Prepared,
         overlay: &KvOverlay,
         version: &Arc<LoadedHandler>,
     ) -> Handled {
-        let Some(fields) = &entry.fields else {
-            return self.finish(entry, &Attempt::Deleted, Effects::default(), None);
-        };
-        if entry.size() > self.max_entry_bytes {
-            let reason = format!(
-                "malformed:too_large: {} bytes, more than max_entry_bytes = {}",
-                entry.size(),
-                self.max_entry_bytes
-            );
-            return self.refuse(entry, fields, "too_large", reason);
+        let entry = &prepared.entry;
+        let fields = entry.fields.as_deref().unwrap_or_default();
+        match &prepared.check {
+            Check::Deleted => self.finish(entry, &Attempt::Deleted, Effects::default(), None),
+            Check::Refused { field, reason } => self.refuse(entry, fields, field, reason.clone()),
+            Check::Ready(envelope) => self.call(entry, fields, envelope, overlay, version).await,
         }
-        let expected = match &self.source {
-            StreamSource::Events(event_type) => Some(event_type.as_str()),
-            StreamSource::Redrive => None,
-        };
-        let envelope = match wire::decode(fields, expected) {
-            Ok(envelope) => envelope,
-            Err(error) => {
-                return self.refuse(entry, fields, error.field(), error.reason_code());
-            }
-        };
-        if self.source == StreamSource::Redrive
-            && !self.handler.config.events.contains(&envelope.event_type)
-        {
-            let reason = format!(
-                "malformed:type_mismatch: `{}` is not one of this handler's event types",
-                envelope.event_type
-            );
-            return self.refuse(entry, fields, "event_type", reason);
-        }
-        if let Err(error) = validate_payload(&envelope.event_type, &envelope.data) {
-            return self.refuse(entry, fields, "data", format!("malformed:payload: {error}"));
-        }
-        self.call(entry, fields, envelope, overlay, version).await
     }
 
     /// An entry that cannot be handled at all: logged with the field at fault, then
@@ -234,11 +282,11 @@ impl Dispatcher {
         &self,
         entry: &StreamEntry,
         fields: &[(String, Vec<u8>)],
-        envelope: Envelope,
+        envelope: &Envelope,
         overlay: &KvOverlay,
         version: &Arc<LoadedHandler>,
     ) -> Handled {
-        let (source, event) = event_for(&self.stream, entry, &envelope);
+        let (source, event) = event_for(&self.stream, entry, envelope);
         let started = Instant::now();
         let result = self.invoke(source, overlay, &event, version).await;
         if let Some(metrics) = &self.metrics {
@@ -258,7 +306,7 @@ impl Dispatcher {
                     event_id,
                 );
                 if let Outcome::DeadLetter { reason } = &handled.outcome {
-                    handled.effects = self.dead_letter(entry, fields, reason, Some(&envelope));
+                    handled.effects = self.dead_letter(entry, fields, reason, Some(envelope));
                 }
                 handled
             }
