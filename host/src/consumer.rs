@@ -571,7 +571,7 @@ impl Consumer {
         self.settled().await?;
         let committer = self.committer.clone();
         let mut writer = self.writer.clone();
-        self.committing = Some(tokio::spawn(async move {
+        let commit = async move {
             let items: Vec<CommitItem<'_>> = finished
                 .iter()
                 .map(|h| CommitItem {
@@ -600,8 +600,16 @@ impl Consumer {
                 }
             }
             Ok(())
-        }));
-        Ok(())
+        };
+        if self.prefetched.is_some() {
+            // The next batch is on its way: Redis applies this commit while it is handled.
+            self.committing = Some(tokio::spawn(commit));
+            Ok(())
+        } else {
+            // Nothing to handle meanwhile; a task of its own would only add a thread hop
+            // to the latency of the entries just handled.
+            commit.await
+        }
     }
 }
 

@@ -420,6 +420,9 @@ fn restart_only_changes(current: &Config, next: &Config) -> Vec<&'static str> {
     if current.cache_dir != next.cache_dir {
         sections.push("[cache]");
     }
+    if current.worker_threads != next.worker_threads {
+        sections.push("[runtime]");
+    }
     if current.ingest != next.ingest {
         sections.push("[ingest] and [webhooks]");
     }

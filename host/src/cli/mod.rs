@@ -36,6 +36,18 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Threads of the async runtime: `run` takes them from its config file
+    /// (`[runtime] worker_threads`); other commands, and a config that does not load (`run`
+    /// reports why), use the runtime's default.
+    pub fn worker_threads(&self) -> Option<std::num::NonZeroUsize> {
+        match &self.command {
+            Command::Run(args) => watchtower::config::load(&args.config)
+                .ok()
+                .map(|config| config.worker_threads),
+            _ => None,
+        }
+    }
+
     /// The log filter used when `RUST_LOG` is not set.
     pub fn default_log_level(&self) -> &'static str {
         match (self.verbose, &self.command) {

@@ -4,12 +4,13 @@
 use super::file::FileConfig;
 
 /// The variables that override the file, and the key each one replaces.
-pub const OVERRIDES: [(&str, &str); 5] = [
+pub const OVERRIDES: [(&str, &str); 6] = [
     ("WATCHTOWER_REDIS_URL", "[redis] url"),
     ("WATCHTOWER_NAMESPACE", "[redis] namespace"),
     ("WATCHTOWER_CONSUMER_NAME", "[consumer] name"),
     ("WATCHTOWER_ADMIN_LISTEN", "[admin] listen"),
     ("WATCHTOWER_ADMIN_TOKEN", "[admin] token"),
+    ("WATCHTOWER_WORKER_THREADS", "[runtime] worker_threads"),
 ];
 
 /// Replaces values of `raw` by the variables that `lookup` finds (empty values are ignored).
@@ -26,6 +27,10 @@ pub fn apply_env_overrides(raw: &mut FileConfig, lookup: impl Fn(&str) -> Option
     }
     if let Some(listen) = get("WATCHTOWER_ADMIN_LISTEN") {
         raw.admin.listen = Some(listen);
+    }
+    if let Some(threads) = get("WATCHTOWER_WORKER_THREADS") {
+        // A value that is not a number becomes 0, which validation refuses by its key.
+        raw.runtime.worker_threads = Some(threads.trim().parse().unwrap_or(0));
     }
     if let Some(token) = get("WATCHTOWER_ADMIN_TOKEN") {
         // Replaces the file's token wherever the file keeps it.
@@ -58,5 +63,18 @@ mod tests {
         });
         assert_eq!(raw.admin.token.as_deref(), Some("t0ken"));
         assert_eq!(raw.admin.token_env, None);
+    }
+
+    #[test]
+    fn a_worker_threads_variable_sets_the_runtime_and_junk_is_zero() {
+        let mut raw = FileConfig::default();
+        apply_env_overrides(&mut raw, |name| {
+            (name == "WATCHTOWER_WORKER_THREADS").then(|| " 4 ".to_owned())
+        });
+        assert_eq!(raw.runtime.worker_threads, Some(4));
+        apply_env_overrides(&mut raw, |name| {
+            (name == "WATCHTOWER_WORKER_THREADS").then(|| "many".to_owned())
+        });
+        assert_eq!(raw.runtime.worker_threads, Some(0), "refused by validation");
     }
 }

@@ -26,6 +26,9 @@ pub struct FileConfig {
     /// The on-disk cache of compiled components.
     #[serde(default)]
     pub cache: CacheSection,
+    /// The threads the host runs on.
+    #[serde(default)]
+    pub runtime: RuntimeSection,
     /// The handlers this host runs.
     #[serde(default, rename = "handler")]
     pub handlers: Vec<HandlerSection>,
@@ -56,6 +59,14 @@ pub struct CacheSection {
     pub dir: Option<String>,
     /// Set to false to compile every component at every load (default true).
     pub enabled: Option<bool>,
+}
+
+/// `[runtime]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSection {
+    /// Threads that read, call handlers and commit (default: half the CPUs, at least one).
+    pub worker_threads: Option<u64>,
 }
 
 /// `[redis]`
