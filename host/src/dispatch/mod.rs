@@ -225,14 +225,15 @@ impl Dispatcher {
         };
         let event_id = raw(wire::FIELD_EVENT_ID);
         let correlation_id = raw(wire::FIELD_CORRELATION_ID).or_else(|| event_id.clone());
+        // Every field is recorded with `Display`: a text subscriber then skips escaping.
         let span = tracing::info_span!(
             "event",
             handler = %self.handler.name(),
-            version = version.version(),
+            version = %version.version(),
             stream = %self.stream,
             entry = %entry.id,
-            event_id = event_id.as_deref(),
-            correlation_id = correlation_id.as_deref(),
+            event_id = event_id.as_deref().map(tracing::field::display),
+            correlation_id = correlation_id.as_deref().map(tracing::field::display),
         );
         self.handle_prepared(prepared, overlay, &version)
             .instrument(span)

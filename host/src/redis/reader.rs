@@ -175,7 +175,11 @@ fn pairs(flat: Vec<Value>) -> Vec<(String, Vec<u8>)> {
 
 pub(crate) fn text(v: &Value) -> Option<String> {
     match v {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        // Field names and ids are ASCII in practice: check once, copy once.
+        Value::BulkString(b) => Some(match std::str::from_utf8(b) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(b).into_owned(),
+        }),
         Value::SimpleString(s) => Some(s.clone()),
         _ => None,
     }
