@@ -161,6 +161,64 @@ pub async fn run(
     })
 }
 
+/// The latency floor: the same producer and reader, no host, the reader reading the
+/// positions themselves. Every latency row pays this path (producer → Redis → a blocked
+/// reader) once; what a host row adds above it is the host's read, call and commit.
+pub async fn floor(env: &HostEnv<'_>, namespace: &str, phase: Phase) -> anyhow::Result<Measured> {
+    let positions = naming::stream_key(namespace, POSITION_UPDATED);
+    let mut conn = env.redis.connect().await?;
+    let clock = Instant::now();
+    let (total_tx, total_rx) = watch::channel(None);
+    let arrived = Arc::new(AtomicU64::new(0));
+    let reader = tokio::spawn(read_alerts(
+        env.redis.connect().await?,
+        positions.clone(),
+        clock,
+        phase.warmup,
+        total_rx,
+        arrived,
+    ));
+    let mut fleet = Fleet::new(phase.rate);
+    let warmup_sent = produce(
+        &mut conn,
+        &positions,
+        &mut fleet,
+        phase.rate,
+        phase.warmup,
+        clock,
+    )
+    .await?;
+    let redis_at_start = procfs::cpu_time(env.redis.pid())?;
+    let measure_started = Instant::now();
+    let sent = produce(
+        &mut conn,
+        &positions,
+        &mut fleet,
+        phase.rate,
+        phase.measure,
+        clock,
+    )
+    .await?;
+    let seconds = measure_started.elapsed().as_secs_f64();
+    let _ = total_tx.send(Some(warmup_sent + sent));
+    let (_, mut latencies) = reader.await.context("position reader task")??;
+    let redis_cpu = procfs::cpu_time(env.redis.pid())?.saturating_sub(redis_at_start);
+    let () = conn.del(&positions).await?;
+    Ok(Measured {
+        sample: Sample {
+            events: sent,
+            seconds,
+            events_per_sec: sent as f64 / seconds,
+            cpu_us_per_event: None,
+            redis_cpu_us_per_event: Some(redis_cpu.as_secs_f64() * 1e6 / sent.max(1) as f64),
+            peak_rss_mb: None,
+            redis_commands: Default::default(),
+            notes: Vec::new(),
+        },
+        latency: Percentiles::of(&mut latencies),
+    })
+}
+
 /// Sends `rate` positions per second for `length`, each stamped in its `correlation_id`
 /// with the nanoseconds since `clock` at which its pipeline was sent. Returns how many.
 pub async fn produce(

@@ -65,6 +65,11 @@ pub enum Kind {
         /// Events per second offered by the paced producer.
         offered_per_sec: u64,
     },
+    /// Publish → read latency at an offered rate, no host: what every latency row includes.
+    LatencyFloor {
+        /// Events per second offered by the paced producer.
+        offered_per_sec: u64,
+    },
 }
 
 impl Kind {
@@ -74,7 +79,7 @@ impl Kind {
         match self {
             Kind::Ceiling { consumers } => Some(*consumers),
             Kind::Host { processes, .. } => Some(*processes),
-            Kind::Latency { .. } => None,
+            Kind::Latency { .. } | Kind::LatencyFloor { .. } => None,
         }
     }
 }

@@ -24,6 +24,12 @@ pub enum Scenario {
         /// `concurrency = 2` with `ordering_key = "truck_id"` instead of 1.
         keyed: bool,
     },
+    /// The same measurement without a host: the reader reads the positions themselves, so
+    /// the latency is the producer → Redis → reader path every host row also pays.
+    LatencyFloor {
+        /// Offered events per second.
+        rate: u64,
+    },
     /// Publish → handled latency with one host running `speed-alert`.
     Latency {
         /// Offered events per second.
@@ -53,6 +59,9 @@ impl Scenario {
                     procs(*processes)
                 )
             }
+            Scenario::LatencyFloor { rate } => {
+                format!("latency floor @ {}k/s, no host", rate / 1000)
+            }
             Scenario::Latency { rate, isolation } => {
                 format!(
                     "latency @ {}k/s, speed-alert {}",
@@ -66,7 +75,7 @@ impl Scenario {
     /// Runs of this scenario in this budget.
     pub fn runs(&self, budget: &Budget) -> usize {
         match self {
-            Scenario::Latency { .. } => 1,
+            Scenario::Latency { .. } | Scenario::LatencyFloor { .. } => 1,
             _ => budget.runs,
         }
     }
@@ -89,6 +98,9 @@ impl Scenario {
                 concurrency: if *keyed { 2 } else { 1 },
             },
             Scenario::Latency { rate, .. } => Kind::Latency {
+                offered_per_sec: *rate,
+            },
+            Scenario::LatencyFloor { rate } => Kind::LatencyFloor {
                 offered_per_sec: *rate,
             },
         }
@@ -129,6 +141,10 @@ pub fn plan(budget: &Budget, warm: Isolation, isolation_known: bool) -> Vec<Scen
         processes: 1,
         keyed: true,
     });
+    // The floor at the rate of the latency goal (the middle rate of a quick run too).
+    if let Some(&rate) = budget.rates.get(1).or(budget.rates.first()) {
+        scenarios.push(Scenario::LatencyFloor { rate });
+    }
     for &rate in &budget.rates {
         scenarios.push(Scenario::Latency {
             rate,

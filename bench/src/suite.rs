@@ -291,6 +291,16 @@ impl<'a> Bench<'a> {
                 let sample = self.drain(&handler, *isolation, *processes).await?;
                 Ok((sample, None))
             }
+            Scenario::LatencyFloor { rate } => {
+                let phase = Phase {
+                    rate: *rate,
+                    warmup: self.budget.latency_warmup,
+                    measure: self.budget.latency_measure,
+                };
+                let namespace = format!("bench_latency_floor_{rate}");
+                let measured = latency::floor(&self.env, &namespace, phase).await?;
+                Ok((measured.sample, measured.latency))
+            }
             Scenario::Latency { rate, isolation } => {
                 let handler = self.handler("speed-alert", *isolation, false, group)?;
                 let phase = Phase {

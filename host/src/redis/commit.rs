@@ -52,9 +52,7 @@ for e = 1, n do
     local nf = tonumber(ARGV[i + 1])
     i = i + 2
     if apply then
-      local args = {key, '*'}
-      for f = 0, nf - 1 do args[#args + 1] = ARGV[i + f] end
-      redis.call('XADD', unpack(args))
+      redis.call('XADD', key, '*', unpack(ARGV, i, i + nf - 1))
     end
     i = i + nf
   end
