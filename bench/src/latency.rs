@@ -84,28 +84,12 @@ pub async fn run(
         arrived.clone(),
     ));
 
-    let mut fleet = Fleet::new(phase.rate);
-    let warmup_sent = produce(
-        &mut conn,
-        &positions,
-        &mut fleet,
-        phase.rate,
-        phase.warmup,
-        clock,
-    )
-    .await?;
+    let mut pacer = Pacer::new(&positions, phase.rate, clock);
+    let warmup_sent = pacer.send_for(&mut conn, phase.warmup).await?;
     let cpu_at_start = (hosts.cpu_time()?, procfs::cpu_time(env.redis.pid())?);
     crate::redis_stats::reset(&mut conn).await?;
     let measure_started = Instant::now();
-    let sent = produce(
-        &mut conn,
-        &positions,
-        &mut fleet,
-        phase.rate,
-        phase.measure,
-        clock,
-    )
-    .await?;
+    let sent = pacer.send_for(&mut conn, phase.measure).await?;
     let seconds = measure_started.elapsed().as_secs_f64();
     let backlog = (warmup_sent + sent).saturating_sub(arrived.load(Ordering::Relaxed));
     let _ = total_tx.send(Some(warmup_sent + sent));
@@ -178,27 +162,11 @@ pub async fn floor(env: &HostEnv<'_>, namespace: &str, phase: Phase) -> anyhow::
         total_rx,
         arrived,
     ));
-    let mut fleet = Fleet::new(phase.rate);
-    let warmup_sent = produce(
-        &mut conn,
-        &positions,
-        &mut fleet,
-        phase.rate,
-        phase.warmup,
-        clock,
-    )
-    .await?;
+    let mut pacer = Pacer::new(&positions, phase.rate, clock);
+    let warmup_sent = pacer.send_for(&mut conn, phase.warmup).await?;
     let redis_at_start = procfs::cpu_time(env.redis.pid())?;
     let measure_started = Instant::now();
-    let sent = produce(
-        &mut conn,
-        &positions,
-        &mut fleet,
-        phase.rate,
-        phase.measure,
-        clock,
-    )
-    .await?;
+    let sent = pacer.send_for(&mut conn, phase.measure).await?;
     let seconds = measure_started.elapsed().as_secs_f64();
     let _ = total_tx.send(Some(warmup_sent + sent));
     let (_, mut latencies) = reader.await.context("position reader task")??;
@@ -217,6 +185,42 @@ pub async fn floor(env: &HostEnv<'_>, namespace: &str, phase: Phase) -> anyhow::
         },
         latency: Percentiles::of(&mut latencies),
     })
+}
+
+/// The paced producer of one latency phase: positions of a fleet sized for `rate`.
+struct Pacer<'a> {
+    stream: &'a str,
+    fleet: Fleet,
+    rate: u64,
+    clock: Instant,
+}
+
+impl<'a> Pacer<'a> {
+    fn new(stream: &'a str, rate: u64, clock: Instant) -> Self {
+        Pacer {
+            stream,
+            fleet: Fleet::new(rate),
+            rate,
+            clock,
+        }
+    }
+
+    /// Sends for `length` (see [`produce`]); returns how many were sent.
+    async fn send_for(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        length: Duration,
+    ) -> anyhow::Result<u64> {
+        produce(
+            conn,
+            self.stream,
+            &mut self.fleet,
+            self.rate,
+            length,
+            self.clock,
+        )
+        .await
+    }
 }
 
 /// Sends `rate` positions per second for `length`, each stamped in its `correlation_id`
