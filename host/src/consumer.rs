@@ -380,7 +380,7 @@ impl Consumer {
                 None => Some(held.prepared),
                 Some(_) if still_pending.contains(&held.prepared.entry.id) => {
                     let mut prepared = held.prepared;
-                    prepared.entry.delivery_count += 1;
+                    prepared.redelivered();
                     Some(prepared)
                 }
                 // Acknowledged or deleted meanwhile (e.g. by another consumer): done.

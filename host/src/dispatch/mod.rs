@@ -58,37 +58,53 @@ enum Check {
     Deleted,
     /// Cannot be handled: the field at fault and why.
     Refused { field: String, reason: String },
-    /// Ready for the handler.
-    Ready(Box<Envelope>),
+    /// Ready for the handler: the guest's view of the event, built once.
+    Ready(Box<Event>),
+}
+
+impl Prepared {
+    /// Counts one more delivery of the entry (a retry claimed it again).
+    pub fn redelivered(&mut self) {
+        self.entry.delivery_count += 1;
+        if let Check::Ready(event) = &mut self.check {
+            event.attempt = self.entry.delivery_count;
+        }
+    }
 }
 
 /// The guest's view of a decoded entry, and what its effects need to know about it.
 pub fn event_for(stream: &str, entry: &StreamEntry, envelope: &Envelope) -> (SourceEvent, Event) {
-    let source = SourceEvent {
+    let event = guest_event(entry, envelope.clone());
+    (source_of(stream, &event), event)
+}
+
+/// The guest's view of `envelope`, the decoded `entry`; its delivery count is the attempt.
+fn guest_event(entry: &StreamEntry, envelope: Envelope) -> Event {
+    Event {
+        id: entry.id.clone(),
+        event_id: envelope.event_id,
+        event_type: envelope.event_type,
+        timestamp: envelope.timestamp,
+        version: envelope.version,
+        correlation_id: envelope.correlation_id,
+        metadata: envelope.metadata.into_iter().collect(),
+        data: envelope.data,
+        attempt: entry.delivery_count,
+    }
+}
+
+/// What the effects of a call on `event` (read from `stream`) need to know about it. An
+/// event without a correlation id starts a trace of its own: its events inherit its id.
+fn source_of(stream: &str, event: &Event) -> SourceEvent {
+    SourceEvent {
         stream: stream.to_owned(),
-        entry_id: entry.id.clone(),
-        event_id: envelope.event_id.clone(),
-        correlation_id: envelope
+        entry_id: event.id.clone(),
+        event_id: event.event_id.clone(),
+        correlation_id: event
             .correlation_id
             .clone()
-            .unwrap_or_else(|| envelope.event_id.clone()),
-    };
-    let event = Event {
-        id: entry.id.clone(),
-        event_id: envelope.event_id.clone(),
-        event_type: envelope.event_type.clone(),
-        timestamp: envelope.timestamp.clone(),
-        version: envelope.version.clone(),
-        correlation_id: envelope.correlation_id.clone(),
-        metadata: envelope
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        data: envelope.data.clone(),
-        attempt: entry.delivery_count,
-    };
-    (source, event)
+            .unwrap_or_else(|| event.event_id.clone()),
+    }
 }
 
 /// What a consumer's stream holds.
@@ -199,7 +215,7 @@ impl Dispatcher {
         if let Err(error) = validate_payload(&envelope.event_type, &envelope.data) {
             return refused("data", format!("malformed:payload: {error}"));
         }
-        Check::Ready(Box::new(envelope))
+        Check::Ready(Box::new(guest_event(entry, envelope)))
     }
 
     /// Handles one prepared entry. Never fails: every failure is an [`Outcome`].
@@ -251,7 +267,7 @@ impl Dispatcher {
         match &prepared.check {
             Check::Deleted => self.finish(entry, &Attempt::Deleted, Effects::default(), None),
             Check::Refused { field, reason } => self.refuse(entry, fields, field, reason.clone()),
-            Check::Ready(envelope) => self.call(entry, fields, envelope, overlay, version).await,
+            Check::Ready(event) => self.call(entry, fields, event, overlay, version).await,
         }
     }
 
@@ -283,17 +299,17 @@ impl Dispatcher {
         &self,
         entry: &StreamEntry,
         fields: &[(String, Vec<u8>)],
-        envelope: &Envelope,
+        event: &Event,
         overlay: &KvOverlay,
         version: &Arc<LoadedHandler>,
     ) -> Handled {
-        let (source, event) = event_for(&self.stream, entry, envelope);
+        let source = source_of(&self.stream, event);
         let started = Instant::now();
-        let result = self.invoke(source, overlay, &event, version).await;
+        let result = self.invoke(source, overlay, event, version).await;
         if let Some(metrics) = &self.metrics {
             metrics.called(started.elapsed(), result.as_ref().err());
         }
-        let event_id = Some(envelope.event_id.clone());
+        let event_id = Some(event.event_id.clone());
         match result {
             Ok(effects) => {
                 overlay.absorb(&effects.kv);
@@ -307,7 +323,7 @@ impl Dispatcher {
                     event_id,
                 );
                 if let Outcome::DeadLetter { reason } = &handled.outcome {
-                    handled.effects = self.dead_letter(entry, fields, reason, Some(envelope));
+                    handled.effects = self.dead_letter(entry, fields, reason, Some(event));
                 }
                 handled
             }
@@ -376,7 +392,7 @@ impl Dispatcher {
         entry: &StreamEntry,
         fields: &[(String, Vec<u8>)],
         reason: &str,
-        envelope: Option<&Envelope>,
+        event: Option<&Event>,
     ) -> Effects {
         let context = &self.handler.context;
         let handler = self.handler.name();
@@ -416,9 +432,9 @@ impl Dispatcher {
         details.insert("entry_id".into(), json!(entry_id));
         details.insert("attempts".into(), json!(entry.delivery_count));
         details.insert("reason".into(), json!(reason));
-        if let Some(envelope) = envelope {
-            details.insert("event_id".into(), json!(envelope.event_id));
-            details.insert("event_type".into(), json!(envelope.event_type));
+        if let Some(event) = event {
+            details.insert("event_id".into(), json!(event.event_id));
+            details.insert("event_type".into(), json!(event.event_type));
         }
         let payload = ErrorOccurred {
             error_type: "dead_letter".into(),
@@ -428,7 +444,7 @@ impl Dispatcher {
         };
         let data = serde_json::to_string(&payload).unwrap_or_else(|_| "{}".to_owned());
         let mut error = Envelope::new(uuid::Uuid::now_v7().to_string(), ERROR_OCCURRED, data);
-        error.correlation_id = envelope.map(|e| {
+        error.correlation_id = event.map(|e| {
             e.correlation_id
                 .clone()
                 .unwrap_or_else(|| e.event_id.clone())
