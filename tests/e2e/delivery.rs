@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use watchtower_tests::fixtures::{CHAOS_EVENT, DEFAULT_GROUP, chaos_ok, seen_key};
+use watchtower_tests::dead_letters::dead_letters;
+use watchtower_tests::fixtures::{CHAOS_EVENT, DEFAULT_GROUP, chaos_ok, position, seen_key};
 use watchtower_tests::groups::{
     consumers, create_group, group_info, pending_ids, wait_for_group, wait_until_drained,
 };
@@ -168,6 +169,35 @@ async fn two_hosts_in_one_group_share_the_work_without_handling_an_event_twice()
 
     host_a.stop().await.expect("host-a stops cleanly");
     host_b.stop().await.expect("host-b stops cleanly");
+}
+
+/// The commit acknowledges a batch's entries without effects together, a thousand ids per
+/// `XACK`: a batch of thousands is acknowledged completely, in one read and one commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_thousands_without_effects_is_acknowledged_completely() {
+    let redis = RedisServer::start().await;
+    let mut con = redis.connection().await;
+    let ns = "t_big_batch";
+    let positions: Vec<Event> = (1..=2_500).map(|n| position(n, 50.0)).collect();
+    let ids = publish_all(&mut con, ns, &positions).await;
+
+    let config = HostConfig::new(redis.url(), ns)
+        .batch_size(5_000)
+        .handler(HandlerConfig::new(
+            "noop",
+            guests::noop(),
+            ["position.updated"],
+        ));
+    let host = Host::start(&config).await;
+    let stream = stream_key(ns, "position.updated");
+    wait_until_drained(&con, &stream, DEFAULT_GROUP, ids.last().expect("published")).await;
+
+    let info = group_info(&mut con, &stream, DEFAULT_GROUP)
+        .await
+        .expect("the group exists");
+    assert_eq!(info.pending, 0, "every entry acknowledged");
+    assert!(dead_letters(&mut con, ns, "noop").await.is_empty());
+    host.stop().await.expect("host stops cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
