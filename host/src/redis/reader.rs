@@ -142,14 +142,14 @@ pub(crate) fn parse_entries(list: Value, entries: &mut Vec<StreamEntry>) {
     for item in items {
         let Value::Array(parts) = item else { continue };
         let mut parts = parts.into_iter();
-        let Some(id) = parts.next().as_ref().and_then(text) else {
+        let Some(id) = parts.next().and_then(into_text) else {
             continue;
         };
         let fields = match parts.next() {
             Some(Value::Array(flat)) => Some(pairs(flat)),
             Some(Value::Map(map)) => Some(
                 map.into_iter()
-                    .filter_map(|(k, v)| Some((text(&k)?, bytes(v)?)))
+                    .filter_map(|(k, v)| Some((into_text(k)?, bytes(v)?)))
                     .collect(),
             ),
             _ => None,
@@ -166,7 +166,7 @@ fn pairs(flat: Vec<Value>) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::with_capacity(flat.len() / 2);
     let mut it = flat.into_iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        if let (Some(k), Some(v)) = (text(&k), bytes(v)) {
+        if let (Some(k), Some(v)) = (into_text(k), bytes(v)) {
             out.push((k, v));
         }
     }
@@ -181,6 +181,19 @@ pub(crate) fn text(v: &Value) -> Option<String> {
             Err(_) => String::from_utf8_lossy(b).into_owned(),
         }),
         Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Like [`text`], taking the reply's own buffer: no copy when it is UTF-8, as names and ids
+/// are.
+fn into_text(v: Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(
+            String::from_utf8(b)
+                .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned()),
+        ),
+        Value::SimpleString(s) => Some(s),
         _ => None,
     }
 }
