@@ -11,9 +11,10 @@
 //! has started is handled and committed before the loop stops, and anything read but not
 //! committed stays pending for this consumer name (or for whoever takes it over).
 //!
-//! Pipelining: a batch's commit is sent and the next batch is handled while Redis applies
-//! it. At most one commit is in flight: the next one is sent only after it has returned, so
-//! commits apply in order, and a failed commit stops the loop before anything after it is
+//! Pipelining: while a full batch is handled, the next one is read and decoded; when it is
+//! there, the batch's commit is sent and the next batch handled while Redis applies it. At
+//! most one commit is in flight: the next one is sent only after it has returned, so commits
+//! apply in order, and a failed commit stops the loop before anything after it is
 //! committed.
 
 use std::collections::{HashSet, VecDeque};
@@ -120,8 +121,9 @@ impl Consumer {
         }
     }
 
-    /// Starts reading and decoding the next batch of new entries without waiting for them:
-    /// on another core, that work overlaps the calls of the current batch.
+    /// Starts reading and decoding the next batch of new entries without waiting for them,
+    /// so that the read's round trip (and, with more than one worker thread, the decoding)
+    /// overlaps the calls of the current batch.
     fn prefetch(&self) -> JoinHandle<redis::RedisResult<Vec<Prepared>>> {
         let mut reader = self.reader.clone();
         let s = self.settings.clone();
@@ -207,7 +209,7 @@ impl Consumer {
                     },
                 };
                 if let Some(last) = entries.last() {
-                    self.last_read = Some(last.entry.id.clone());
+                    self.last_read = Some(last.entry().id.clone());
                 }
                 // A full batch means more is waiting: read the next one while this one is
                 // handled and committed.
@@ -367,7 +369,7 @@ impl Consumer {
         let retried: Vec<&str> = taken
             .iter()
             .filter(|h| h.due.is_some())
-            .map(|h| h.prepared.entry.id.as_str())
+            .map(|h| h.prepared.entry().id.as_str())
             .collect();
         let s = &self.settings;
         let still_pending =
@@ -378,7 +380,7 @@ impl Consumer {
             .into_iter()
             .filter_map(|held| match held.due {
                 None => Some(held.prepared),
-                Some(_) if still_pending.contains(&held.prepared.entry.id) => {
+                Some(_) if still_pending.contains(&held.prepared.entry().id) => {
                     let mut prepared = held.prepared;
                     prepared.redelivered();
                     Some(prepared)
@@ -414,7 +416,7 @@ impl Consumer {
         let holding: HashSet<&str> = self
             .held
             .iter()
-            .map(|h| h.prepared.entry.id.as_str())
+            .map(|h| h.prepared.entry().id.as_str())
             .collect();
         let claimed: Vec<StreamEntry> = claimed
             .into_iter()
@@ -460,7 +462,7 @@ impl Consumer {
         let ids: Vec<&str> = self
             .held
             .iter()
-            .map(|h| h.prepared.entry.id.as_str())
+            .map(|h| h.prepared.entry().id.as_str())
             .collect();
         let s = &self.settings;
         touch(&mut self.writer, &s.stream, &s.group, &s.name, &ids)
@@ -533,7 +535,7 @@ impl Consumer {
         let mut finished = Vec::with_capacity(results.len());
         let mut tally = Tally::new(self.dispatcher.metrics());
         for (prepared, handled) in results {
-            let entry = &prepared.entry;
+            let entry = prepared.entry();
             if let Some(h) = &handled {
                 tally.add(entry, &h.outcome);
             }

@@ -44,8 +44,7 @@ pub struct Handled {
 /// An entry decoded and checked ahead of its call, with its ordering lane.
 #[derive(Debug)]
 pub struct Prepared {
-    /// The entry as read (its delivery count is updated when it is retried).
-    pub entry: StreamEntry,
+    entry: StreamEntry,
     /// Its lane key ([`lanes::lane_key`]): entries with equal keys are handled in order.
     pub lane: u64,
     check: Check,
@@ -63,6 +62,12 @@ enum Check {
 }
 
 impl Prepared {
+    /// The entry as read; its delivery count changes only through
+    /// [`redelivered`](Prepared::redelivered), which keeps the guest's attempt in step.
+    pub fn entry(&self) -> &StreamEntry {
+        &self.entry
+    }
+
     /// Counts one more delivery of the entry (a retry claimed it again).
     pub fn redelivered(&mut self) {
         self.entry.delivery_count += 1;
