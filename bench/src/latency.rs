@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use redis::AsyncCommands as _;
 use redis::aio::MultiplexedConnection;
-use redis::streams::{StreamReadOptions, StreamReadReply};
+use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 use watchtower_events::{ALERT_TRIGGERED, POSITION_UPDATED, naming, wire};
@@ -34,7 +34,7 @@ use crate::stats::Percentiles;
 /// The producer's pacing interval; each tick sends what the schedule says is due.
 const TICK: Duration = Duration::from_millis(1);
 /// How long the reader waits for the last alerts once the producer is done.
-const DRAIN_LIMIT: Duration = Duration::from_secs(15);
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(15);
 
 /// One offered rate and how long to offer it.
 #[derive(Debug, Clone, Copy)]
@@ -266,41 +266,58 @@ pub async fn produce(
 /// whose event was sent at or after `measure_from` on `clock`. `arrived_count` follows the
 /// count as it grows.
 async fn read_alerts(
-    mut conn: MultiplexedConnection,
+    conn: MultiplexedConnection,
     stream: String,
     clock: Instant,
     measure_from: Duration,
     total: watch::Receiver<Option<u64>>,
     arrived_count: Arc<AtomicU64>,
 ) -> anyhow::Result<(u64, Vec<Duration>)> {
+    let mut latencies = Vec::new();
+    let mut received = 0u64;
+    let counted = read_arrivals(conn, &stream, clock, total, |arrived, entry| {
+        received += 1;
+        arrived_count.store(received, Ordering::Relaxed);
+        if let Some(sent) = sent_at(entry).filter(|sent| *sent >= measure_from) {
+            latencies.push(arrived.saturating_sub(sent));
+        }
+        true
+    })
+    .await?;
+    Ok((counted, latencies))
+}
+
+/// Reads `stream` from the start and hands every entry to `take` with the time its reply
+/// arrived on `clock`, until `total` (once known) entries were counted (`take` says whether
+/// an entry counts), or [`DRAIN_LIMIT`] after `total` became known. Returns the count.
+pub async fn read_arrivals(
+    mut conn: MultiplexedConnection,
+    stream: &str,
+    clock: Instant,
+    total: watch::Receiver<Option<u64>>,
+    mut take: impl FnMut(Duration, &StreamId) -> bool,
+) -> anyhow::Result<u64> {
     let options = StreamReadOptions::default().count(2_000).block(50);
     let mut after = "0-0".to_owned();
-    let mut received = 0u64;
-    let mut latencies = Vec::new();
+    let mut counted = 0u64;
     let mut give_up_at = None;
     loop {
         let raw: redis::Value = conn
-            .xread_options(&[&stream], &[&after], &options)
+            .xread_options(&[stream], &[&after], &options)
             .await
             .with_context(|| format!("XREAD of {stream}"))?;
         // The arrival time is taken before the reply is turned into entries.
         let arrived = clock.elapsed();
         let reply: Option<StreamReadReply> = redis::from_redis_value(raw)?;
         for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-            received += 1;
-            let sent = entry
-                .get::<String>(watchtower_events::FIELD_CORRELATION_ID)
-                .and_then(|text| text.parse::<u64>().ok())
-                .map(Duration::from_nanos);
-            if let Some(sent) = sent.filter(|sent| *sent >= measure_from) {
-                latencies.push(arrived.saturating_sub(sent));
+            if take(arrived, &entry) {
+                counted += 1;
             }
             after = entry.id;
         }
-        arrived_count.store(received, Ordering::Relaxed);
         let expected = *total.borrow();
         if let Some(expected) = expected {
-            if received >= expected {
+            if counted >= expected {
                 break;
             }
             let deadline = *give_up_at.get_or_insert_with(|| Instant::now() + DRAIN_LIMIT);
@@ -309,5 +326,13 @@ async fn read_alerts(
             }
         }
     }
-    Ok((received, latencies))
+    Ok(counted)
+}
+
+/// When the event behind `entry` was sent: the producer's stamp in its correlation id.
+pub fn sent_at(entry: &StreamId) -> Option<Duration> {
+    entry
+        .get::<String>(watchtower_events::FIELD_CORRELATION_ID)
+        .and_then(|text| text.parse::<u64>().ok())
+        .map(Duration::from_nanos)
 }

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, ensure};
 use redis::AsyncCommands as _;
 use redis::aio::MultiplexedConnection;
-use redis::streams::{StreamReadOptions, StreamReadReply};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
@@ -28,7 +27,7 @@ use watchtower_events::{ALERT_TRIGGERED, POSITION_UPDATED, naming};
 use crate::fill::Fleet;
 use crate::host_process::{HandlerSpec, Isolation};
 use crate::host_run::{HostEnv, Hosts, clean_up};
-use crate::latency::produce;
+use crate::latency::{produce, read_arrivals, sent_at};
 use crate::stats::Percentiles;
 
 /// The line the report prints while the swap pause cannot be measured.
@@ -45,8 +44,6 @@ const SWAP_AT: Duration = Duration::from_secs(3);
 const STEADY: Duration = Duration::from_secs(2);
 /// Half the window around the swap.
 const AROUND: Duration = Duration::from_millis(500);
-/// How long the reader waits for the last alerts once the producer is done.
-const DRAIN_LIMIT: Duration = Duration::from_secs(15);
 /// The metadata key of the version that published an event.
 const VERSION_METADATA: &str = "handler_version";
 /// Name of the custom section that makes the second build.
@@ -195,56 +192,32 @@ fn summarize(
 }
 
 /// Reads `stream` from the start until `total` (once known) alerts have arrived, or
-/// [`DRAIN_LIMIT`] after it became known.
+/// [`DRAIN_LIMIT`](crate::latency::DRAIN_LIMIT) after it became known.
 async fn read_alerts(
-    mut conn: MultiplexedConnection,
+    conn: MultiplexedConnection,
     stream: String,
     clock: Instant,
     new_label: String,
     total: watch::Receiver<Option<u64>>,
 ) -> anyhow::Result<Vec<Alert>> {
-    let options = StreamReadOptions::default().count(2_000).block(50);
-    let mut after = "0-0".to_owned();
     let mut seen = Vec::new();
-    let mut give_up_at = None;
-    loop {
-        let raw: redis::Value = conn
-            .xread_options(&[&stream], &[&after], &options)
-            .await
-            .with_context(|| format!("XREAD of {stream}"))?;
-        // The arrival time is taken before the reply is turned into entries.
-        let arrived = clock.elapsed();
-        let reply: Option<StreamReadReply> = redis::from_redis_value(raw)?;
-        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-            let sent = entry
-                .get::<String>(watchtower_events::FIELD_CORRELATION_ID)
-                .and_then(|text| text.parse::<u64>().ok())
-                .map(Duration::from_nanos);
-            let new_version = entry
-                .get::<String>("metadata")
-                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-                .and_then(|m| m.get(VERSION_METADATA)?.as_str().map(|v| v == new_label))
-                .unwrap_or(false);
-            if let Some(sent) = sent {
-                seen.push(Alert {
-                    sent,
-                    arrived,
-                    new_version,
-                });
-            }
-            after = entry.id;
-        }
-        let expected = *total.borrow();
-        if let Some(expected) = expected {
-            if seen.len() as u64 >= expected {
-                break;
-            }
-            let deadline = *give_up_at.get_or_insert_with(|| Instant::now() + DRAIN_LIMIT);
-            if Instant::now() > deadline {
-                break;
-            }
-        }
-    }
+    read_arrivals(conn, &stream, clock, total, |arrived, entry| {
+        let Some(sent) = sent_at(entry) else {
+            return false;
+        };
+        let new_version = entry
+            .get::<String>("metadata")
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|m| m.get(VERSION_METADATA)?.as_str().map(|v| v == new_label))
+            .unwrap_or(false);
+        seen.push(Alert {
+            sent,
+            arrived,
+            new_version,
+        });
+        true
+    })
+    .await?;
     Ok(seen)
 }
 

@@ -13,10 +13,10 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let mut cli = cli::Cli::parse();
     watchtower::telemetry::init(cli.log_format, cli.default_log_level());
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = cli.worker_threads() {
+    if let Some(threads) = cli.prepare() {
         builder.worker_threads(threads.get());
     }
     let runtime = match builder.enable_all().build() {

@@ -42,6 +42,24 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The answer to `request` (`METHOD path`), read whole; `Err` when none came.
+    pub(crate) fn read(
+        request: String,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Reply, String> {
+        let mut response = response.map_err(|err| format!("{request}: {err}"))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|err| format!("{request}: reading the body: {err}"))?;
+        Ok(Reply {
+            request,
+            status,
+            body,
+        })
+    }
+
     /// The body as JSON; panics showing the reply if it is not.
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|err| {
@@ -150,17 +168,7 @@ impl Admin {
                 "POST" => agent.post(&url).send_empty(),
                 other => panic!("the admin client does not send {other}"),
             };
-            let mut response = response.map_err(|err| format!("{request}: {err}"))?;
-            let status = response.status().as_u16();
-            let body = response
-                .body_mut()
-                .read_to_string()
-                .map_err(|err| format!("{request}: reading the body: {err}"))?;
-            Ok(Reply {
-                request,
-                status,
-                body,
-            })
+            Reply::read(request, response)
         })
         .await
         .expect("the HTTP request task does not panic")

@@ -69,19 +69,7 @@ impl Ingest {
             for (name, value) in &headers {
                 builder = builder.header(name, value);
             }
-            let mut response = builder
-                .send(&body[..])
-                .map_err(|err| format!("{request}: {err}"))?;
-            let status = response.status().as_u16();
-            let body = response
-                .body_mut()
-                .read_to_string()
-                .map_err(|err| format!("{request}: reading the body: {err}"))?;
-            Ok(Reply {
-                request,
-                status,
-                body,
-            })
+            Reply::read(request, builder.send(&body[..]))
         })
         .await
         .expect("the HTTP request task does not panic")

@@ -36,14 +36,17 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Threads of the async runtime: `run` takes them from its config file
-    /// (`[runtime] worker_threads`); other commands, and a config that does not load (`run`
-    /// reports why), use the runtime's default.
-    pub fn worker_threads(&self) -> Option<std::num::NonZeroUsize> {
-        match &self.command {
-            Command::Run(args) => watchtower::config::load(&args.config)
-                .ok()
-                .map(|config| config.worker_threads),
+    /// Reads what must be known before the async runtime starts: `run` loads its config
+    /// file here (once; `run` uses it, or reports why it did not load). Returns the threads
+    /// of the runtime (`[runtime] worker_threads`); `None` means the runtime's default.
+    pub fn prepare(&mut self) -> Option<std::num::NonZeroUsize> {
+        match &mut self.command {
+            Command::Run(args) => {
+                let loaded = watchtower::config::load(&args.config);
+                let threads = loaded.as_ref().ok().map(|config| config.worker_threads);
+                args.loaded = Some(Box::new(loaded));
+                threads
+            }
             _ => None,
         }
     }

@@ -16,6 +16,9 @@ pub struct RunArgs {
         default_value = "watchtower.toml"
     )]
     pub config: PathBuf,
+    /// The config file as loaded before the runtime started ([`super::Cli::prepare`]).
+    #[arg(skip)]
+    pub loaded: Option<Box<Result<watchtower::config::Config, watchtower::config::ConfigError>>>,
 }
 
 /// Validates the config (before connecting to anything) and runs until SIGINT/SIGTERM.
@@ -23,7 +26,10 @@ pub struct RunArgs {
 /// SIGINT/SIGTERM drains batches in flight; a second one exits at once (status 130): what
 /// was committed stays committed and the rest stays pending.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let config = watchtower::config::load(&args.config)?;
+    let config = match args.loaded {
+        Some(loaded) => (*loaded)?,
+        None => watchtower::config::load(&args.config)?,
+    };
     let (reloads, receiver) = mpsc::channel(1);
     tokio::spawn(reload_on_hangup(args.config.clone(), reloads));
     let host =

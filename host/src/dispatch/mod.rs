@@ -8,6 +8,7 @@
 pub mod lanes;
 pub mod outcome;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -233,19 +234,28 @@ impl Dispatcher {
     pub async fn handle(&self, prepared: &Prepared, overlay: &KvOverlay) -> Handled {
         let entry = &prepared.entry;
         let version = self.handler.current();
-        // The ids are read from the raw fields so that the span gets every field at once:
-        // filling fields in later costs a JSON subscriber a re-parse each. An event without
-        // a correlation id starts a trace of its own; its events inherit its event id.
-        let raw = |name: &str| {
-            let (_, value) = entry
-                .fields
-                .iter()
-                .flatten()
-                .find(|(field, _)| field == name)?;
-            (!value.is_empty()).then(|| String::from_utf8_lossy(value))
+        // The span gets every field at once (filling fields in later costs a JSON subscriber
+        // a re-parse each): the ids of the decoded event, or of the raw fields of an entry
+        // that did not decode. An event without a correlation id starts a trace of its own;
+        // its events inherit its event id.
+        let (event_id, correlation_id) = match &prepared.check {
+            Check::Ready(event) => (
+                Some(Cow::Borrowed(event.event_id.as_str())),
+                event.correlation_id.as_deref().map(Cow::Borrowed),
+            ),
+            _ => {
+                let raw = |name: &str| {
+                    let (_, value) = entry
+                        .fields
+                        .iter()
+                        .flatten()
+                        .find(|(field, _)| field == name)?;
+                    (!value.is_empty()).then(|| String::from_utf8_lossy(value))
+                };
+                (raw(wire::FIELD_EVENT_ID), raw(wire::FIELD_CORRELATION_ID))
+            }
         };
-        let event_id = raw(wire::FIELD_EVENT_ID);
-        let correlation_id = raw(wire::FIELD_CORRELATION_ID).or_else(|| event_id.clone());
+        let correlation_id = correlation_id.or_else(|| event_id.clone());
         // Every field is recorded with `Display`: a text subscriber then skips escaping.
         let span = tracing::info_span!(
             "event",
